@@ -1,0 +1,57 @@
+# Two commands for a new user: `make run` (the back office with demo data) and `make test`.
+SHELL := /bin/bash
+PYTHON_FOR_VENV := $(shell scripts/find-python)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv run test test-fast lint typecheck migrations-check check-deploy messages demo-data bench-import clean
+
+help:
+	@echo "make run         - set up, load demo data once, run web + Celery worker + beat (Ctrl-C stops all)"
+	@echo "make test        - full suite on a throwaway PostgreSQL + Redis it starts and removes"
+	@echo "make lint        - ruff + mypy + makemigrations --check"
+	@echo "make bench-import N=1000000 - import benchmark (see docs/benchmarks.md)"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -n "$(PYTHON_FOR_VENV)" || { echo "No Python >= 3.12 found (see README)"; exit 1; }
+	@if [ -x $(PY) ] && ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then rm -rf $(VENV); fi
+	@[ -x $(PY) ] || $(PYTHON_FOR_VENV) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+messages: $(STAMP)
+	$(PY) manage.py compilemessages --ignore=.venv -v 0
+
+run: $(STAMP) messages
+	$(PY) manage.py migrate --noinput -v 0
+	$(PY) manage.py collectstatic --noinput -v 0
+	$(PY) manage.py load_demo --customers $${DEMO_CUSTOMERS:-2000}
+	$(PY) manage.py create_demo_users
+	$(VENV)/bin/honcho -f Procfile start
+
+test: $(STAMP) messages
+	scripts/ensure-test-deps
+	scripts/with-services $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+	$(PY) manage.py makemigrations --check --dry-run
+
+check-deploy: $(STAMP)
+	DJANGO_SETTINGS_MODULE=support_portal.settings.production \
+	DJANGO_SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))') \
+	DJANGO_ALLOWED_HOSTS=backoffice.example.jp DATABASE_URL=postgres://u:p@db.invalid/portal \
+	DJANGO_ADMIN_URL=ops-7f3a/ $(PY) manage.py check --deploy --fail-level WARNING
+
+bench-import: $(STAMP)
+	PG_SETTINGS="-c shared_buffers=2GB -c max_wal_size=8GB -c maintenance_work_mem=1GB -c work_mem=64MB" \
+	  scripts/with-services $(PY) bench/import_records.py --customers $${N:-1000000}
+
+clean:
+	rm -rf $(VENV) var db.sqlite3

@@ -1,0 +1,1 @@
+"""Payouts and notices (built by the payouts issue)."""

@@ -1,0 +1,73 @@
+"""Operational records: import runs, the company's own closed days, worker heartbeats."""
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class ImportRun(models.Model):
+    """One `import_records` file load: who, when, which file (by checksum), and what it changed.
+
+    A refused file is recorded too, with every bad row, so a manager can see why nothing changed.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        REJECTED = "rejected", _("Rejected (bad rows)")
+        FAILED = "failed", _("Failed")
+
+    class Source(models.TextChoices):
+        COMMAND = "command", _("Management command")
+        ADMIN = "admin", _("Admin upload")
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
+    source = models.CharField(_("source"), max_length=16, choices=Source.choices)
+    file_name = models.CharField(_("file"), max_length=255)
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(_("started at"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    rows_read = models.BigIntegerField(_("rows read"), default=0)
+    rows_inserted = models.BigIntegerField(_("rows inserted"), default=0)
+    rows_updated = models.BigIntegerField(_("rows updated"), default=0)
+    # [{"line": 3, "column": "amount_jpy", "reason": "..."}], capped; error_count has the full number.
+    errors = models.JSONField(_("errors"), default=list, blank=True)
+    error_count = models.IntegerField(_("error count"), default=0)
+
+    class Meta:
+        verbose_name = _("import run")
+        verbose_name_plural = _("import runs")
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.get_status_display()})"
+
+
+class ClosedDay(models.Model):
+    """A day the company does not work although the national calendar says it is a business day."""
+
+    date = models.DateField(_("date"), unique=True)
+    reason = models.CharField(_("reason"), max_length=200)
+
+    class Meta:
+        verbose_name = _("company closed day")
+        verbose_name_plural = _("company closed days")
+        ordering = ["date"]
+
+    def __str__(self) -> str:
+        return f"{self.date:%Y-%m-%d} {self.reason}"
+
+
+class WorkerHeartbeat(models.Model):
+    """Written by the `core.heartbeat` task: shows in the admin whether workers and beat are alive."""
+
+    hostname = models.CharField(_("worker"), max_length=255, unique=True)
+    seen_at = models.DateTimeField(_("last seen"))
+
+    class Meta:
+        verbose_name = _("worker heartbeat")
+        verbose_name_plural = _("worker heartbeats")
+
+    def __str__(self) -> str:
+        return self.hostname

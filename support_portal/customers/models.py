@@ -1,0 +1,211 @@
+"""Customer and billing data as the source systems hand it over (FORMATS.md, `import_records`).
+
+The source systems' ids are the primary keys: re-importing a file upserts by id, and foreign keys are
+the ids the files use. Amounts are integer yen. Instants are stored in UTC (shown in Asia/Tokyo);
+service periods are JST calendar dates with an exclusive end.
+
+Audit: updates and deletes of these rows are recorded by database triggers (pghistory) with the
+before and after values and the acting user or import run; creates are recorded by the ImportRun that
+loaded them (one row per file with who, when and the file's checksum) — see docs/audit.md.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import pghistory
+from django.db import models
+from django.db.models.functions import Coalesce, Lower
+from django.utils.translation import gettext_lazy as _
+
+ID_LENGTH = 64
+
+
+def _source_history() -> Callable[[Any], Any]:
+    return pghistory.track(
+        pghistory.UpdateEvent("before_update", row=pghistory.Old),
+        pghistory.UpdateEvent("update", row=pghistory.New),
+        pghistory.DeleteEvent("delete"),
+    )
+
+
+class PaymentMethod(models.TextChoices):
+    CARD = "card", _("Credit card")
+    CARRIER = "carrier", _("Carrier billing")
+    APPLE_IAP = "apple_iap", _("Apple in-app purchase")
+    GOOGLE_PLAY = "google_play", _("Google Play billing")
+    CONVENIENCE = "convenience", _("Convenience store")
+    BANK = "bank", _("Bank transfer")
+    POINTS = "points", _("Points")
+
+    @classmethod
+    def app_store_methods(cls) -> frozenset[str]:
+        """Purchases the stores refund themselves; we can only tell the customer how to ask."""
+        return frozenset({cls.APPLE_IAP, cls.GOOGLE_PLAY})
+
+
+@_source_history()
+class Customer(models.Model):
+    customer_id = models.CharField(_("customer id"), max_length=ID_LENGTH, primary_key=True)
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    email = models.EmailField(_("email"), max_length=254, blank=True)
+    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    # Digits only, so a search typed with any hyphenation ("090-1234-5678", "09012345678") matches.
+    phone_digits = models.CharField(_("phone (digits)"), max_length=32, blank=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
+        indexes = [
+            models.Index(Lower("email"), name="customer_email_lower_idx"),
+            models.Index(fields=["phone_digits"], name="customer_phone_digits_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.customer_id
+
+
+@_source_history()
+class Plan(models.Model):
+    plan_code = models.CharField(_("plan code"), max_length=ID_LENGTH, primary_key=True)
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    monthly_fee_jpy = models.PositiveIntegerField(_("monthly list price (JPY)"))
+
+    class Meta:
+        verbose_name = _("plan")
+        verbose_name_plural = _("plans")
+
+    def __str__(self) -> str:
+        return self.plan_code
+
+
+@_source_history()
+class Subscription(models.Model):
+    subscription_id = models.CharField(_("subscription id"), max_length=ID_LENGTH, primary_key=True)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
+    # Empty means the customer pays for their own subscription; refunds go to the payer.
+    payer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="paid_subscriptions"
+    )
+    payment_method = models.CharField(_("payment method"), max_length=16, choices=PaymentMethod.choices)
+    started_at = models.DateTimeField(_("started at"))
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    auto_renew = models.BooleanField(_("auto-renew"), default=False)
+
+    class Meta:
+        verbose_name = _("subscription")
+        verbose_name_plural = _("subscriptions")
+        indexes = [models.Index(fields=["plan", "customer"], name="subscription_plan_customer_idx")]
+
+    def __str__(self) -> str:
+        return self.subscription_id
+
+    @property
+    def payer_id_effective(self) -> str:
+        return self.payer_id or self.customer_id
+
+
+@_source_history()
+class Charge(models.Model):
+    charge_id = models.CharField(_("charge id"), max_length=ID_LENGTH, primary_key=True)
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="charges")
+    amount_jpy = models.PositiveIntegerField(_("amount (JPY)"))
+    charged_at = models.DateTimeField(_("charged at"))
+    period_start = models.DateField(_("service period start"))
+    period_end = models.DateField(_("service period end (exclusive)"))
+    # Empty means the subscription's payment method.
+    payment_method = models.CharField(_("payment method"), max_length=16, choices=PaymentMethod.choices, blank=True)
+    promotional = models.BooleanField(_("promotional / free"), default=False)
+
+    class Meta:
+        verbose_name = _("charge")
+        verbose_name_plural = _("charges")
+        indexes = [models.Index(fields=["subscription", "period_start"], name="charge_sub_period_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(period_end__gt=models.F("period_start")), name="charge_period_not_empty"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.charge_id
+
+
+class Login(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="logins")
+    logged_in_at = models.DateTimeField(_("logged in at"))
+
+    class Meta:
+        verbose_name = _("login")
+        verbose_name_plural = _("logins")
+        constraints = [models.UniqueConstraint(fields=["customer", "logged_in_at"], name="login_natural_key")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} @ {self.logged_in_at:%Y-%m-%d %H:%M}"
+
+
+class UsageEvent(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="usage_events")
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, null=True, blank=True, related_name="usage_events"
+    )
+    used_at = models.DateTimeField(_("used at"))
+
+    class Meta:
+        verbose_name = _("usage event")
+        verbose_name_plural = _("usage events")
+        constraints = [
+            # The file has no id: the row itself is the key (an empty subscription counts as one value).
+            models.UniqueConstraint(
+                "customer", Coalesce("subscription", models.Value("")), "used_at", name="usage_event_natural_key"
+            ),
+        ]
+        indexes = [models.Index(fields=["subscription", "used_at"], name="usage_sub_used_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} @ {self.used_at:%Y-%m-%d %H:%M}"
+
+
+@_source_history()
+class Coupon(models.Model):
+    inquiry_number = models.CharField(_("inquiry number"), max_length=ID_LENGTH, primary_key=True)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="coupons")
+    prefecture = models.CharField(_("prefecture"), max_length=16, blank=True)
+    face_value_jpy = models.PositiveIntegerField(_("face value (JPY)"))
+    issued_at = models.DateTimeField(_("issued at"))
+    expires_at = models.DateTimeField(_("expires at"))
+    via_app = models.BooleanField(_("loaded into the app"), default=False)
+    app_withdrawn = models.BooleanField(_("app account withdrawn"), default=False)
+
+    class Meta:
+        verbose_name = _("coupon")
+        verbose_name_plural = _("coupons")
+
+    def __str__(self) -> str:
+        return self.inquiry_number
+
+
+class CouponTransactionKind(models.TextChoices):
+    CHARGE = "charge", _("Charge (load)")
+    PAYMENT = "payment", _("Payment")
+    REVERSAL = "reversal", _("Reversal")
+
+
+@_source_history()
+class CouponTransaction(models.Model):
+    transaction_id = models.CharField(_("transaction id"), max_length=ID_LENGTH, primary_key=True)
+    coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, related_name="transactions")
+    kind = models.CharField(_("kind"), max_length=16, choices=CouponTransactionKind.choices)
+    amount_jpy = models.PositiveIntegerField(_("amount (JPY)"))
+    occurred_at = models.DateTimeField(_("occurred at"))
+    store_name = models.CharField(_("store"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("coupon transaction")
+        verbose_name_plural = _("coupon transactions")
+        indexes = [models.Index(fields=["coupon", "occurred_at"], name="coupon_tx_coupon_time_idx")]
+        constraints = [models.CheckConstraint(condition=models.Q(amount_jpy__gt=0), name="coupon_tx_amount_positive")]
+
+    def __str__(self) -> str:
+        return self.transaction_id

@@ -1,0 +1,12 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import RedirectView
+
+admin.site.site_header = "補償・返金バックオフィス"
+admin.site.site_title = "Support Portal"
+
+urlpatterns = [
+    path(settings.ADMIN_URL_PATH, admin.site.urls),
+    path("", RedirectView.as_view(url=f"/{settings.ADMIN_URL_PATH}", permanent=False)),
+]
