@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv run test test-fast lint typecheck migrations-check check-deploy messages demo-data bench-import clean
+.PHONY: help venv system-deps run test test-fast lint typecheck migrations-check check-deploy messages demo-data bench-import clean
 
 help:
 	@echo "make run         - set up, load demo data once, run web + Celery worker + beat (Ctrl-C stops all)"
@@ -23,18 +23,21 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP)
 
+system-deps:
+	scripts/ensure-test-deps
+
 messages: $(STAMP)
 	$(PY) manage.py compilemessages --ignore=.venv -v 0
 
 run: $(STAMP) messages
+	mkdir -p var/celery/broker var/celery/processed
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) manage.py load_demo --customers $${DEMO_CUSTOMERS:-2000}
 	$(PY) manage.py create_demo_users
 	$(VENV)/bin/honcho -f Procfile start
 
-test: $(STAMP) messages
-	scripts/ensure-test-deps
+test: $(STAMP) system-deps messages
 	scripts/with-services $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)

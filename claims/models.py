@@ -1,9 +1,9 @@
 """Compensation programs and the submissions (applications, requests) made under them."""
 
-import pghistory
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from support_portal.core.audit import decision_history
 from support_portal.customers.models import ID_LENGTH
 
 
@@ -28,7 +28,7 @@ class Policy(models.TextChoices):
         return "charge"
 
 
-@pghistory.track()
+@decision_history()
 class Program(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", _("Draft")
@@ -73,7 +73,7 @@ class Fault(models.TextChoices):
     MEMBER = "member", _("Member")
 
 
-@pghistory.track()
+@decision_history()
 class Submission(models.Model):
     """One application or request as received. All are kept; per subject the latest is official."""
 

@@ -9,23 +9,14 @@ before and after values and the acting user or import run; creates are recorded 
 loaded them (one row per file with who, when and the file's checksum) — see docs/audit.md.
 """
 
-from collections.abc import Callable
-from typing import Any
-
-import pghistory
 from django.db import models
 from django.db.models.functions import Coalesce, Lower
 from django.utils.translation import gettext_lazy as _
 
+from support_portal.core.audit import source_history
+
 ID_LENGTH = 64
 
-
-def _source_history() -> Callable[[Any], Any]:
-    return pghistory.track(
-        pghistory.UpdateEvent("before_update", row=pghistory.Old),
-        pghistory.UpdateEvent("update", row=pghistory.New),
-        pghistory.DeleteEvent("delete"),
-    )
 
 
 class PaymentMethod(models.TextChoices):
@@ -43,7 +34,7 @@ class PaymentMethod(models.TextChoices):
         return frozenset({cls.APPLE_IAP, cls.GOOGLE_PLAY})
 
 
-@_source_history()
+@source_history()
 class Customer(models.Model):
     customer_id = models.CharField(_("customer id"), max_length=ID_LENGTH, primary_key=True)
     name = models.CharField(_("name"), max_length=200, blank=True)
@@ -65,7 +56,7 @@ class Customer(models.Model):
         return self.customer_id
 
 
-@_source_history()
+@source_history()
 class Plan(models.Model):
     plan_code = models.CharField(_("plan code"), max_length=ID_LENGTH, primary_key=True)
     name = models.CharField(_("name"), max_length=200, blank=True)
@@ -79,7 +70,7 @@ class Plan(models.Model):
         return self.plan_code
 
 
-@_source_history()
+@source_history()
 class Subscription(models.Model):
     subscription_id = models.CharField(_("subscription id"), max_length=ID_LENGTH, primary_key=True)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
@@ -106,7 +97,7 @@ class Subscription(models.Model):
         return self.payer_id or self.customer_id
 
 
-@_source_history()
+@source_history()
 class Charge(models.Model):
     charge_id = models.CharField(_("charge id"), max_length=ID_LENGTH, primary_key=True)
     subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="charges")
@@ -167,7 +158,7 @@ class UsageEvent(models.Model):
         return f"{self.customer_id} @ {self.used_at:%Y-%m-%d %H:%M}"
 
 
-@_source_history()
+@source_history()
 class Coupon(models.Model):
     inquiry_number = models.CharField(_("inquiry number"), max_length=ID_LENGTH, primary_key=True)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="coupons")
@@ -192,7 +183,7 @@ class CouponTransactionKind(models.TextChoices):
     REVERSAL = "reversal", _("Reversal")
 
 
-@_source_history()
+@source_history()
 class CouponTransaction(models.Model):
     transaction_id = models.CharField(_("transaction id"), max_length=ID_LENGTH, primary_key=True)
     coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, related_name="transactions")

@@ -145,5 +145,8 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+# Audit tables are append-only: triggers refuse UPDATE and DELETE on them.
+PGHISTORY_APPEND_ONLY = True
+
 SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=8 * 60 * 60)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True

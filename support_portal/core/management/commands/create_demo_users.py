@@ -1,0 +1,19 @@
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from support_portal.core.demo_users import DEMO_PASSWORD, demo_users_create
+
+
+class Command(BaseCommand):
+    help = "Creates one demo staff user per role (agent, reviewer, manager, finance) and prints the logins."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if settings.SETTINGS_MODULE.endswith(".production"):
+            raise CommandError("Demo users are never created under production settings.")
+        users = demo_users_create()
+        self.stdout.write(self.style.SUCCESS("Demo logins (password for all: %s):" % DEMO_PASSWORD))
+        for user in users:
+            roles = ", ".join(user.groups.values_list("name", flat=True)) or "all (superuser)"
+            self.stdout.write(f"  {user.username:<10} roles: {roles}")
