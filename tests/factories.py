@@ -4,16 +4,16 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import factory
-from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 
 from support_portal.customers.models import Charge, Customer, PaymentMethod, Plan, Subscription
 
 JST = ZoneInfo("Asia/Tokyo")
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
-        model = get_user_model()
+        model = User
         django_get_or_create = ("username",)
 
     username = factory.Sequence(lambda n: f"staff{n}")
@@ -21,7 +21,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.django.Password("correct-horse-battery")
 
 
-class CustomerFactory(factory.django.DjangoModelFactory):
+class CustomerFactory(factory.django.DjangoModelFactory[Customer]):
     class Meta:
         model = Customer
 
@@ -32,7 +32,7 @@ class CustomerFactory(factory.django.DjangoModelFactory):
     phone_digits = "09012345678"
 
 
-class PlanFactory(factory.django.DjangoModelFactory):
+class PlanFactory(factory.django.DjangoModelFactory[Plan]):
     class Meta:
         model = Plan
         django_get_or_create = ("plan_code",)
@@ -42,7 +42,7 @@ class PlanFactory(factory.django.DjangoModelFactory):
     monthly_fee_jpy = 550
 
 
-class SubscriptionFactory(factory.django.DjangoModelFactory):
+class SubscriptionFactory(factory.django.DjangoModelFactory[Subscription]):
     class Meta:
         model = Subscription
 
@@ -54,7 +54,7 @@ class SubscriptionFactory(factory.django.DjangoModelFactory):
     auto_renew = True
 
 
-class ChargeFactory(factory.django.DjangoModelFactory):
+class ChargeFactory(factory.django.DjangoModelFactory[Charge]):
     class Meta:
         model = Charge
 

@@ -26,7 +26,9 @@ class EstimatedCountPaginator(Paginator):
             return len(self.object_list)
         if connection.vendor == "postgresql" and not query.where:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [qs.model._meta.db_table])
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [qs.model._meta.db_table]
+                )
                 row = cursor.fetchone()
             estimate = int(row[0]) if row else -1
             if estimate >= self.count_cap:

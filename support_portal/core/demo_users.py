@@ -10,9 +10,11 @@ DEMO_ROLES = ("agent", "reviewer", "manager", "finance")
 def demo_users_create() -> list[AbstractUser]:
     """Creates (or resets) one staff user per role plus a superuser `admin`; safe to run twice."""
     user_model = get_user_model()
-    users = []
+    users: list[AbstractUser] = []
     for username in (*DEMO_ROLES, "admin"):
-        user, _created = user_model.objects.get_or_create(username=username, defaults={"email": f"{username}@example.jp"})
+        user, _created = user_model.objects.get_or_create(
+            username=username, defaults={"email": f"{username}@example.jp"}
+        )
         user.is_staff = True
         user.is_superuser = username == "admin"
         user.set_password(DEMO_PASSWORD)

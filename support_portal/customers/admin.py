@@ -69,7 +69,15 @@ class SubscriptionAdmin(BigTableAdmin):
 
 @admin.register(Charge)
 class ChargeAdmin(BigTableAdmin):
-    list_display = ["charge_id", "subscription", "amount_jpy", "charged_at", "period_start", "period_end", "promotional"]
+    list_display = [
+        "charge_id",
+        "subscription",
+        "amount_jpy",
+        "charged_at",
+        "period_start",
+        "period_end",
+        "promotional",
+    ]
     list_select_related = ["subscription"]
     list_filter = ["promotional", "payment_method"]
     search_fields = ["=charge_id", "=subscription__subscription_id"]
@@ -93,8 +101,7 @@ class UsageEventAdmin(BigTableAdmin):
 class CouponTransactionInline(admin.TabularInline):
     model = CouponTransaction
     extra = 0
-    fields = ["transaction_id", "kind", "amount_jpy", "occurred_at", "store_name"]
-    readonly_fields = fields
+    fields = readonly_fields = ("transaction_id", "kind", "amount_jpy", "occurred_at", "store_name")
     can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

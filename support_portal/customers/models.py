@@ -18,7 +18,6 @@ from support_portal.core.audit import source_history
 ID_LENGTH = 64
 
 
-
 class PaymentMethod(models.TextChoices):
     CARD = "card", _("Credit card")
     CARRIER = "carrier", _("Carrier billing")

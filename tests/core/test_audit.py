@@ -2,6 +2,7 @@
 
 import pghistory.models
 import pytest
+from django.apps import apps
 from django.db import ProgrammingError, connection, transaction
 
 from claims.models import Program
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _charge_events(charge_id: str) -> list[tuple[str, int, int | None]]:
-    ChargeEvent = Charge.pgh_event_models["update"]  # one event table serves every label
+    ChargeEvent = apps.get_model("customers", "ChargeEvent")  # one event table serves every label
     return [
         (e.pgh_label, e.amount_jpy, (e.pgh_context.metadata.get("user") if e.pgh_context else None))
         for e in ChargeEvent.objects.filter(pgh_obj_id=charge_id).select_related("pgh_context").order_by("pgh_id")
@@ -22,8 +23,8 @@ def _charge_events(charge_id: str) -> list[tuple[str, int, int | None]]:
 
 def test_insert_of_source_row_writes_no_event_but_update_records_before_after_and_actor():
     # Given a charge (source data: its creation is recorded by the import run, not per row)
-    charge = ChargeFactory(amount_jpy=550)
-    finance = UserFactory(username="finance-1")
+    charge = ChargeFactory.create(amount_jpy=550)
+    finance = UserFactory.create(username="finance-1")
     assert _charge_events(charge.charge_id) == []
 
     # When a user corrects its amount through the audited context
@@ -46,20 +47,20 @@ def test_set_based_bulk_update_is_audited_row_by_row():
     assert updated == 3
     for charge in charges:
         assert _charge_events(charge.charge_id) == [("before_update", 1000, None), ("update", 1100, None)]
-    ChargeEvent = Charge.pgh_event_models["update"]
+    ChargeEvent = apps.get_model("customers", "ChargeEvent")
     contexts = {e.pgh_context.metadata["job"] for e in ChargeEvent.objects.select_related("pgh_context")}
     assert contexts == {"price-fix"}
 
 
 def test_update_that_changes_nothing_writes_no_event():
-    charge = ChargeFactory(amount_jpy=550)
+    charge = ChargeFactory.create(amount_jpy=550)
     Charge.objects.filter(pk=charge.pk).update(amount_jpy=550)
     assert _charge_events(charge.charge_id) == []
 
 
 def test_decision_rows_record_insert_update_and_delete_snapshots():
     # Given a manager
-    manager = UserFactory(username="manager-1")
+    manager = UserFactory.create(username="manager-1")
 
     # When a program is created, renamed and deleted under their name
     with audit_context(actor=manager):
@@ -79,15 +80,19 @@ def test_decision_rows_record_insert_update_and_delete_snapshots():
 
 def test_audit_rows_are_append_only():
     # Given an audit row
-    charge = ChargeFactory(amount_jpy=550)
+    charge = ChargeFactory.create(amount_jpy=550)
     Charge.objects.filter(pk=charge.pk).update(amount_jpy=600)
-    ChargeEvent = Charge.pgh_event_models["update"]
+    ChargeEvent = apps.get_model("customers", "ChargeEvent")
     assert ChargeEvent.objects.count() == 2
 
     # When someone tries to rewrite or erase history, the database refuses
     with pytest.raises(ProgrammingError, match="Cannot update or delete"), transaction.atomic():
         ChargeEvent.objects.update(amount_jpy=1)
-    with pytest.raises(ProgrammingError, match="Cannot update or delete"), transaction.atomic(), connection.cursor() as cursor:
+    with (
+        pytest.raises(ProgrammingError, match="Cannot update or delete"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(f"DELETE FROM {ChargeEvent._meta.db_table}")
 
     # Then the history is unchanged

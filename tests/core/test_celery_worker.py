@@ -7,9 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
+from support_portal.core.enqueue import enqueue_on_commit
 from support_portal.core.models import WorkerHeartbeat
 from support_portal.core.tasks import heartbeat
 
@@ -30,10 +32,26 @@ def celery_worker_process(transactional_db):
         "DATABASE_URL": _database_url_of_test_db(),
         "DJANGO_SETTINGS_MODULE": "support_portal.settings.test",
     }
-    worker = subprocess.Popen(  # noqa: S603 - fixed argv
-        [sys.executable, "-m", "celery", "-A", "support_portal", "worker", "--pool=solo", "--loglevel=WARNING",
-         "--without-heartbeat", "--without-mingle", "--without-gossip", "--hostname=test-worker@%h"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "support_portal",
+            "worker",
+            "--pool=solo",
+            "--loglevel=WARNING",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+            "--hostname=test-worker@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     yield worker
     worker.terminate()
@@ -50,7 +68,7 @@ def test_real_worker_consumes_task_from_redis_and_writes_to_postgres(celery_work
     assert WorkerHeartbeat.objects.count() == 0
 
     # When a task is enqueued after commit (autocommit here, so it is sent at once)
-    heartbeat.delay_on_commit("worker-under-test")
+    enqueue_on_commit(heartbeat, "worker-under-test")
 
     # Then the worker's effect appears in the database, exactly once
     deadline = time.monotonic() + 60
@@ -63,15 +81,12 @@ def test_real_worker_consumes_task_from_redis_and_writes_to_postgres(celery_work
 @pytest.mark.django_db(transaction=True)
 def test_task_enqueued_in_rolled_back_transaction_is_never_sent():
     # Given an empty broker queue
-    import redis
-    from django.db import transaction
-
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     broker.delete("celery")
 
     # When the transaction that asked for the task rolls back
     with pytest.raises(RuntimeError), transaction.atomic():
-        heartbeat.delay_on_commit("never")
+        enqueue_on_commit(heartbeat, "never")
         raise RuntimeError("rolled back")
 
     # Then no message reached the broker, and nothing was written
@@ -80,6 +95,6 @@ def test_task_enqueued_in_rolled_back_transaction_is_never_sent():
 
     # While the same call in a committed transaction sends exactly one message
     with transaction.atomic():
-        heartbeat.delay_on_commit("sent")
+        enqueue_on_commit(heartbeat, "sent")
     assert broker.llen("celery") == 1
     broker.delete("celery")

@@ -20,9 +20,14 @@ PRODUCTION_ENV = {
 
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_") and k != "DATABASE_URL"}
-    return subprocess.run(  # noqa: S603 - fixed argv
-        [sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env}, capture_output=True, text=True,
-        timeout=60, check=False,
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -62,7 +67,13 @@ def test_first_run_defaults_are_embedded(tmp_path):
         "from django.conf import settings as s; "
         "print(s.DATABASES['default']['ENGINE'], s.DATABASES['default']['NAME'], s.CELERY_BROKER_URL)"
     )
-    result = _manage("shell", "-v", "0", "-c", script, env={"DJANGO_SETTINGS_MODULE": "support_portal.settings.base",
-                                                  "REDIS_URL": ""})
+    result = _manage(
+        "shell",
+        "-v",
+        "0",
+        "-c",
+        script,
+        env={"DJANGO_SETTINGS_MODULE": "support_portal.settings.base", "REDIS_URL": ""},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["django.db.backends.sqlite3", str(ROOT / "db.sqlite3"), "filesystem://"]

@@ -13,7 +13,7 @@ class Command(BaseCommand):
         if settings.SETTINGS_MODULE.endswith(".production"):
             raise CommandError("Demo users are never created under production settings.")
         users = demo_users_create()
-        self.stdout.write(self.style.SUCCESS("Demo logins (password for all: %s):" % DEMO_PASSWORD))
+        self.stdout.write(self.style.SUCCESS(f"Demo logins (password for all: {DEMO_PASSWORD}):"))
         for user in users:
             roles = ", ".join(user.groups.values_list("name", flat=True)) or "all (superuser)"
             self.stdout.write(f"  {user.username:<10} roles: {roles}")
