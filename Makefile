@@ -29,6 +29,7 @@ system-deps:
 messages: $(STAMP)
 	$(PY) manage.py compilemessages --ignore=.venv -v 0
 
+run: export DJANGO_DEBUG := $(or $(DJANGO_DEBUG),true)
 run: $(STAMP) messages
 	mkdir -p var/celery/broker var/celery/processed
 	$(PY) manage.py migrate --noinput -v 0
