@@ -31,7 +31,7 @@ messages: $(STAMP)
 
 run: export DJANGO_DEBUG := $(or $(DJANGO_DEBUG),true)
 run: $(STAMP) messages
-	mkdir -p var/celery/broker var/celery/processed
+	mkdir -p var/celery/broker var/celery/processed var/celery/control
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) manage.py load_demo --customers $${DEMO_CUSTOMERS:-2000}

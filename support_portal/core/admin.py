@@ -17,3 +17,6 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: object) -> bool:
         return False
+
+
+from support_portal.core.imports import admin as _imports_admin  # noqa: F401,E402

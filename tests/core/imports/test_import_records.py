@@ -1,0 +1,647 @@
+"""`records_import`, the `import_records` command and the admin upload screen, on real PostgreSQL."""
+
+import hashlib
+import re
+from datetime import UTC, date, datetime
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from django.apps import apps
+from django.contrib.auth.models import Permission, User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+
+from claims.models import Policy, Program, Submission
+from support_portal.core.imports import python_path
+from support_portal.core.imports.csv_files import ErrorList, read_header
+from support_portal.core.imports.schema import SPECS_BY_FILE_NAME
+from support_portal.core.imports.service import records_import
+from support_portal.core.models import ImportRun
+from support_portal.customers.models import (
+    Charge,
+    Coupon,
+    CouponTransaction,
+    Customer,
+    Login,
+    Plan,
+    Subscription,
+    UsageEvent,
+)
+
+pytestmark = pytest.mark.django_db
+
+EVENT_MODELS = [
+    "customers.CustomerEvent",
+    "customers.PlanEvent",
+    "customers.SubscriptionEvent",
+    "customers.ChargeEvent",
+    "customers.CouponEvent",
+    "customers.CouponTransactionEvent",
+]
+
+GOOD_FILES = {
+    "customers.csv": (
+        "customer_id,name,email,phone,created_at\n"
+        "c1,山田 太郎,taro@example.jp,090-1234-5678,2024-04-01T09:00:00\n"
+        "c2,Hanako,,,2024-04-01T09:00:00+00:00\n"
+        'c3,"Sato, Jiro",,03 (1234) 5678,\n'
+    ),
+    "plans.csv": "plan_code,name,monthly_fee_jpy\npremium,Premium,550\nbasic,Basic,0\n",
+    "subscriptions.csv": (
+        "subscription_id,customer_id,plan_code,payer_customer_id,payment_method,started_at,ended_at,auto_renew\n"
+        "s1,c1,premium,,card,2024-04-01T10:00:00+09:00,,true\n"
+        "s2,c2,basic,c1,apple_iap,2024-05-01 00:00,2024-06-01T00:00:00Z,0\n"
+    ),
+    "charges.csv": (
+        "charge_id,subscription_id,amount_jpy,charged_at,period_start,period_end,payment_method,promotional\n"
+        "ch1,s1,550,2024-04-01T10:00:00+09:00,2024-04-01,2024-05-01,,false\n"
+        "ch2,s1,550,2024-05-01T10:00:00,2024-05-01,2024-06-01,carrier,1\n"
+        "ch3,s2,0,2024-05-01T00:00:00.5+0900,2024-05-01,2024-06-01,,\n"
+    ),
+    "logins.csv": "customer_id,logged_in_at\nc1,2024-07-01T08:00:00\nc1,2024-07-02T08:00:00+09\n",
+    "usage_events.csv": "used_at,customer_id,subscription_id\n2024-07-01T08:00:00,c1,s1\n2024-07-01T08:00:00,c1,\n",
+    "coupons.csv": (
+        "inquiry_number,customer_id,prefecture,face_value_jpy,issued_at,expires_at,via_app,app_withdrawn\n"
+        "Q1,c1,東京都,3000,2023-01-01T00:00:00,2023-12-31T23:59:59,true,\n"
+        "Q2,,,1000,2023-01-01T00:00:00,2023-12-31T23:59:59,,\n"
+    ),
+    "coupon_transactions.csv": (
+        "transaction_id,inquiry_number,kind,amount_jpy,occurred_at,store_name\n"
+        "t1,Q1,charge,3000,2023-01-02T12:00:00,\n"
+        "t2,Q1,payment,500,2023-02-24T12:00:00,Lawson\n"
+    ),
+    "submissions.csv": (
+        "submission_id,program,subject,submitted_at,channel,contact_email,payout_method,fault,effective_at\n"
+        "sub1,autorenew-60day,ch1,2024-06-01T12:00:00,web,taro@example.jp,original_method,company,2024-06-15\n"
+        "sub2,login-outage-2024,c2,2024-06-02T12:00:00,,,,,\n"
+    ),
+}
+
+
+def write_files(directory: Path, files: dict[str, str | bytes]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (directory / name).write_bytes(content.encode() if isinstance(content, str) else content)
+    return directory
+
+
+def import_dir(directory: Path, **options):
+    return records_import(directory=directory, actor=None, source=ImportRun.Source.COMMAND, **options)
+
+
+def row_versions() -> list[tuple[str, str]]:
+    """The physical version (xmin) of every charge and customer: unchanged when no UPDATE ran."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT charge_id, xmin::text FROM customers_charge UNION ALL "
+            "SELECT customer_id, xmin::text FROM customers_customer ORDER BY 1"
+        )
+        return cursor.fetchall()
+
+
+def event_counts() -> dict[str, int]:
+    return {label: apps.get_model(label).objects.count() for label in EVENT_MODELS}
+
+
+def errors_of(result, file_name: str) -> list[tuple[int, str, str]]:
+    outcome = next(outcome for outcome in result.files if outcome.file_name == file_name)
+    return [(error.line, error.column, error.reason) for error in outcome.errors]
+
+
+def assert_errors(actual: list[tuple[int, str, str]], expected: list[tuple[int, str, str]]) -> None:
+    """Same lines and columns in the same order; each reason contains the expected text."""
+    assert [(line, column) for line, column, _reason in actual] == [(line, column) for line, column, _ in expected]
+    for (_line, _column, reason), (_l, _c, expected_text) in zip(actual, expected, strict=True):
+        assert expected_text in reason
+
+
+@pytest.fixture
+def programs() -> None:
+    # The seven program templates ship with the claims migrations (slug = policy).
+    assert dict(
+        Program.objects.filter(slug__in=["autorenew-60day", "login-outage-2024"]).values_list("slug", "policy")
+    ) == {
+        "autorenew-60day": Policy.AUTORENEW_60DAY,
+        "login-outage-2024": Policy.LOGIN_OUTAGE_2024,
+    }
+
+
+@pytest.fixture
+def good_dir(tmp_path: Path, programs: None) -> Path:
+    return write_files(tmp_path / "good", dict(GOOD_FILES))
+
+
+def test_good_directory_imports_every_file_exactly(good_dir: Path) -> None:
+    # Given a directory with one good file of each kind
+    # When it is imported
+    result = import_dir(good_dir)
+
+    # Then every file succeeds, in dependency order, with exact counts
+    assert result.ok
+    assert [(o.file_name, o.status, o.rows_read, o.rows_inserted, o.rows_updated) for o in result.files] == [
+        ("customers.csv", "succeeded", 3, 3, 0),
+        ("plans.csv", "succeeded", 2, 2, 0),
+        ("subscriptions.csv", "succeeded", 2, 2, 0),
+        ("charges.csv", "succeeded", 3, 3, 0),
+        ("logins.csv", "succeeded", 2, 2, 0),
+        ("usage_events.csv", "succeeded", 2, 2, 0),
+        ("coupons.csv", "succeeded", 2, 2, 0),
+        ("coupon_transactions.csv", "succeeded", 2, 2, 0),
+        ("submissions.csv", "succeeded", 2, 2, 0),
+    ]
+    # And the values are stored as FORMATS.md says (JST without offset, stored in UTC)
+    c1 = Customer.objects.get(pk="c1")
+    assert (c1.name, c1.phone, c1.phone_digits) == ("山田 太郎", "090-1234-5678", "09012345678")
+    assert c1.created_at == datetime(2024, 4, 1, 0, 0, tzinfo=UTC)
+    assert Customer.objects.get(pk="c2").created_at == datetime(2024, 4, 1, 9, 0, tzinfo=UTC)
+    c3 = Customer.objects.get(pk="c3")
+    assert (c3.name, c3.email, c3.phone_digits, c3.created_at) == ("Sato, Jiro", "", "0312345678", None)
+    s1, s2 = Subscription.objects.get(pk="s1"), Subscription.objects.get(pk="s2")
+    assert (s1.customer_id, s1.plan_id, s1.payer_id, s1.payment_method, s1.auto_renew) == (
+        "c1",
+        "premium",
+        None,
+        "card",
+        True,
+    )
+    assert s1.started_at == datetime(2024, 4, 1, 1, 0, tzinfo=UTC)
+    assert (s2.payer_id, s2.auto_renew, s2.ended_at) == ("c1", False, datetime(2024, 6, 1, tzinfo=UTC))
+    assert s2.started_at == datetime(2024, 4, 30, 15, 0, tzinfo=UTC)
+    ch1, ch2, ch3 = (Charge.objects.get(pk=pk) for pk in ("ch1", "ch2", "ch3"))
+    assert (ch1.amount_jpy, ch1.period_start, ch1.period_end, ch1.payment_method, ch1.promotional) == (
+        550,
+        date(2024, 4, 1),
+        date(2024, 5, 1),
+        "",
+        False,
+    )
+    assert (ch2.charged_at, ch2.payment_method, ch2.promotional) == (
+        datetime(2024, 5, 1, 1, 0, tzinfo=UTC),
+        "carrier",
+        True,
+    )
+    assert ch3.charged_at == datetime(2024, 4, 30, 15, 0, 0, 500000, tzinfo=UTC)
+    assert sorted(Login.objects.values_list("logged_in_at", flat=True)) == [
+        datetime(2024, 6, 30, 23, 0, tzinfo=UTC),
+        datetime(2024, 7, 1, 23, 0, tzinfo=UTC),
+    ]
+    assert sorted(UsageEvent.objects.values_list("subscription_id", flat=True), key=str) == [None, "s1"]
+    q1, q2 = Coupon.objects.get(pk="Q1"), Coupon.objects.get(pk="Q2")
+    assert (q1.customer_id, q1.prefecture, q1.via_app, q1.app_withdrawn) == ("c1", "東京都", True, False)
+    assert (q2.customer_id, q2.face_value_jpy) == (None, 1000)
+    assert CouponTransaction.objects.get(pk="t2").store_name == "Lawson"
+    sub1, sub2 = Submission.objects.get(pk="sub1"), Submission.objects.get(pk="sub2")
+    assert (sub1.program_id, sub1.subject, sub1.channel, sub1.payout_method, sub1.fault) == (
+        "autorenew-60day",
+        "ch1",
+        "web",
+        "original_method",
+        "company",
+    )
+    assert sub1.effective_at == datetime(2024, 6, 14, 15, 0, tzinfo=UTC)
+    assert (sub2.channel, sub2.effective_at) == ("import", None)
+    # And one ImportRun per file records the checksum and counts
+    run = ImportRun.objects.get(file_name="charges.csv")
+    assert (run.status, run.source, run.actor, run.rows_read, run.rows_inserted, run.error_count) == (
+        "succeeded",
+        "command",
+        None,
+        3,
+        3,
+        0,
+    )
+    assert run.sha256 == hashlib.sha256(GOOD_FILES["charges.csv"].encode()).hexdigest()
+    assert run.finished_at is not None
+    assert ImportRun.objects.count() == 9
+
+
+def test_reimport_changes_nothing_and_writes_no_audit_rows(good_dir: Path) -> None:
+    # Given the good directory already imported
+    import_dir(good_dir)
+    events_before = event_counts()
+    versions_before = row_versions()
+    submission_events_before = apps.get_model("claims", "SubmissionEvent").objects.count()
+
+    # When the same files are imported again
+    result = import_dir(good_dir)
+
+    # Then nothing is inserted or updated and no audit rows are written
+    assert result.ok
+    assert [(o.rows_read, o.rows_inserted, o.rows_updated) for o in result.files] == [
+        (3, 0, 0),
+        (2, 0, 0),
+        (2, 0, 0),
+        (3, 0, 0),
+        (2, 0, 0),
+        (2, 0, 0),
+        (2, 0, 0),
+        (2, 0, 0),
+        (2, 0, 0),
+    ]
+    assert event_counts() == events_before
+    assert row_versions() == versions_before
+    assert apps.get_model("claims", "SubmissionEvent").objects.count() == submission_events_before
+
+
+def test_changed_charge_amount_updates_one_row_with_before_and_after_audit(good_dir: Path, tmp_path: Path) -> None:
+    # Given the good directory imported
+    import_dir(good_dir)
+    charge_events = apps.get_model("customers", "ChargeEvent")
+    assert charge_events.objects.count() == 0
+    # When charges.csv comes again with one amount changed
+    changed = GOOD_FILES["charges.csv"].replace("ch2,s1,550,", "ch2,s1,600,")
+    result = import_dir(write_files(tmp_path / "again", {"charges.csv": changed}))
+
+    # Then exactly that row is updated
+    assert [(o.rows_inserted, o.rows_updated) for o in result.files] == [(0, 1)]
+    assert Charge.objects.get(pk="ch2").amount_jpy == 600
+    assert Charge.objects.get(pk="ch1").amount_jpy == 550
+    # And the before/after audit rows name the import run
+    events = list(charge_events.objects.order_by("pgh_id"))
+    assert [(event.pgh_label, event.pgh_obj_id, event.amount_jpy) for event in events] == [
+        ("before_update", "ch2", 550),
+        ("update", "ch2", 600),
+    ]
+    run_id = result.files[0].run_id
+    assert run_id is not None
+    assert events[0].pgh_context.metadata["import_run"] == run_id
+    assert events[0].pgh_context.metadata["command"] == "import_records"
+
+
+BAD_CHARGES = (
+    "charge_id,subscription_id,amount_jpy,charged_at,period_start,period_end,payment_method,promotional\n"
+    "ch1,s1,550,2024-04-01T10:00:00+09:00,2024-04-01,2024-05-01,,false\n"  # 2: fine
+    "ch2,s1,5x0,2024-04-01T10:00:00,2024-04-31,2024-05-01,,false\n"  # 3: bad int, bad date
+    "ch3,s1,550,2024-04-01T10:00:00,2024-04-01,2024-05-01,paypal,maybe\n"  # 4: unknown enum, bad bool
+    "ch4,s404,550,2024-04-01T10:00:00,2024-04-01,2024-05-01,,\n"  # 5: unknown subscription
+    "ch1,s1,550,2024-04-01T10:00:00,2024-04-01,2024-05-01,,\n"  # 6: duplicate of line 2
+    "ch6,s1,550,2024-04-01 25:00,2024-05-01,2024-05-01,,\n"  # 7: bad date-time, empty period
+    ",s1,,2024-04-01T10:00:00,2024-04-01,,,\n"  # 8: missing id, amount, period_end
+    "ch8,s1,2147483648,2024-02-30T10:00:00,2023-02-29,2024-02-29,,\n"  # 9: too large, no Feb 30/29 2023
+)
+BAD_CHARGES_ERRORS = [
+    (2, "charge_id", "duplicate id in this file (first on line 2, 2 lines in all)"),
+    (3, "amount_jpy", "not a whole number"),
+    (3, "period_start", "not a valid date"),
+    (4, "payment_method", "not one of: card, carrier, apple_iap, google_play, convenience, bank, points"),
+    (4, "promotional", "not a boolean"),
+    (5, "subscription_id", "unknown subscription"),
+    (6, "charge_id", "duplicate id in this file (first on line 2, 2 lines in all)"),
+    (7, "charged_at", "not a valid date-time"),
+    (7, "period_end", "must be after period_start"),
+    (8, "charge_id", "required value is missing"),
+    (8, "amount_jpy", "required value is missing"),
+    (8, "period_end", "required value is missing"),
+    (9, "amount_jpy", "number too large"),
+    (9, "charged_at", "not a valid date-time"),
+    (9, "period_start", "not a valid date"),
+]
+
+
+@pytest.fixture
+def subscribed(tmp_path: Path) -> None:
+    result = import_dir(
+        write_files(
+            tmp_path / "base", {name: GOOD_FILES[name] for name in ("customers.csv", "plans.csv", "subscriptions.csv")}
+        )
+    )
+    assert result.ok
+
+
+def test_file_with_bad_rows_is_rejected_with_every_error(subscribed: None, tmp_path: Path) -> None:
+    # Given a charges file with several kinds of bad rows
+    directory = write_files(tmp_path / "bad", {"charges.csv": BAD_CHARGES})
+
+    # When it is imported
+    result = import_dir(directory)
+
+    # Then it is rejected with exactly these errors, and no charge is stored
+    assert not result.ok
+    assert result.files[0].status == "rejected"
+    assert result.files[0].rows_read == 8
+    assert_errors(errors_of(result, "charges.csv"), BAD_CHARGES_ERRORS)
+    assert result.files[0].error_count == len(BAD_CHARGES_ERRORS)
+    assert Charge.objects.count() == 0
+    run = ImportRun.objects.get(file_name="charges.csv")
+    assert (run.status, run.error_count, len(run.errors)) == ("rejected", 15, 15)
+    assert run.errors[0] == {"line": 2, "column": "charge_id", "reason": BAD_CHARGES_ERRORS[0][2]}
+
+
+def test_python_path_validation_gives_the_same_errors(subscribed: None) -> None:
+    # Given the same bad charges file
+    spec = SPECS_BY_FILE_NAME["charges.csv"]
+    stream = BytesIO(BAD_CHARGES.encode())
+    header = read_header(stream)
+    assert header is not None
+    stream.seek(0)
+    errors = ErrorList("charges.csv")
+
+    # When the Python path (the SQLite default's) validates it
+    _rows, rows_read = python_path.validate_file(spec=spec, header=header, stream=stream, errors=errors)
+
+    # Then it reports exactly what the PostgreSQL path reports
+    assert rows_read == 8
+    assert [(e.line, e.column, e.reason) for e in errors.items] == [
+        (2, "charge_id", BAD_CHARGES_ERRORS[0][2]),
+        (3, "amount_jpy", "not a whole number (digits only, e.g. 1200)"),
+        (3, "period_start", "not a valid date (YYYY-MM-DD)"),
+        (4, "payment_method", BAD_CHARGES_ERRORS[3][2]),
+        (4, "promotional", "not a boolean (true, false, 1 or 0)"),
+        (5, "subscription_id", "unknown subscription (not in the database)"),
+        (6, "charge_id", BAD_CHARGES_ERRORS[6][2]),
+        (7, "charged_at", "not a valid date-time (ISO 8601, e.g. 2024-04-01T09:30:00+09:00)"),
+        (7, "period_end", "must be after period_start"),
+        (8, "charge_id", "required value is missing"),
+        (8, "amount_jpy", "required value is missing"),
+        (8, "period_end", "required value is missing"),
+        (9, "amount_jpy", "number too large (at most 2147483647)"),
+        (9, "charged_at", "not a valid date-time (ISO 8601, e.g. 2024-04-01T09:30:00+09:00)"),
+        (9, "period_start", "not a valid date (YYYY-MM-DD)"),
+    ]
+
+
+def test_python_and_postgres_paths_report_identical_error_lists(subscribed: None, tmp_path: Path) -> None:
+    # Given the bad charges file, checked by both paths
+    pg_result = import_dir(write_files(tmp_path / "bad", {"charges.csv": BAD_CHARGES}))
+    stream = BytesIO(BAD_CHARGES.encode())
+    header = read_header(stream)
+    assert header is not None
+    stream.seek(0)
+    errors = ErrorList("charges.csv")
+    python_path.validate_file(spec=SPECS_BY_FILE_NAME["charges.csv"], header=header, stream=stream, errors=errors)
+
+    # Then the lists are the same, reason for reason
+    assert list(pg_result.files[0].errors) == errors.items
+
+
+def test_python_path_writes_like_postgres(good_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the Python path forced (as on SQLite)
+    monkeypatch.setattr(connection, "vendor", "sqlite")
+    # When the good directory is imported twice
+    first = import_dir(good_dir)
+    second = import_dir(good_dir)
+
+    # Then the first inserts everything, the second nothing, with the same stored values
+    assert [(o.status, o.rows_inserted, o.rows_updated) for o in first.files] == [
+        ("succeeded", n, 0) for n in (3, 2, 2, 3, 2, 2, 2, 2, 2)
+    ]
+    assert [(o.rows_inserted, o.rows_updated) for o in second.files] == [(0, 0)] * 9
+    assert Customer.objects.get(pk="c1").phone_digits == "09012345678"
+    assert Customer.objects.get(pk="c1").created_at == datetime(2024, 4, 1, 0, 0, tzinfo=UTC)
+    assert Submission.objects.get(pk="sub1").effective_at == datetime(2024, 6, 14, 15, 0, tzinfo=UTC)
+    assert Subscription.objects.get(pk="s1").payer_id is None
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (
+            "charge_id,subscription_id,amount_jpy,charged_at,period_start,period_end,colour",
+            [(1, "colour", "unknown column (expected one of: charge_id, subscription_id,")],
+        ),
+        (
+            "charge_id,subscription_id,charged_at,period_start",
+            [(1, "amount_jpy", "required column is missing"), (1, "period_end", "required column is missing")],
+        ),
+        (
+            "charge_id,subscription_id,amount_jpy,charged_at,period_start,period_end,amount_jpy",
+            [(1, "amount_jpy", "column appears more than once")],
+        ),
+    ],
+)
+def test_bad_header_is_rejected(subscribed: None, tmp_path: Path, header: str, expected: list) -> None:
+    # Given a charges file whose header is wrong
+    directory = write_files(tmp_path / "bad", {"charges.csv": header + "\n"})
+    # When it is imported
+    result = import_dir(directory)
+    # Then the header errors are reported on line 1
+    assert_errors(errors_of(result, "charges.csv"), expected)
+    assert result.files[0].status == "rejected"
+
+
+def test_unknown_file_name_is_an_error_and_known_files_still_load(tmp_path: Path) -> None:
+    # Given a directory with a misspelt file next to a good one
+    directory = write_files(tmp_path / "d", {"customer.csv": "x\n", "plans.csv": GOOD_FILES["plans.csv"]})
+    # When it is imported
+    result = import_dir(directory)
+    # Then the unknown name is an error naming it, and plans.csv loads
+    assert [(o.file_name, o.status) for o in result.files] == [("customer.csv", "rejected"), ("plans.csv", "succeeded")]
+    assert_errors(errors_of(result, "customer.csv"), [(0, "", "unknown file name (expected one of: customers.csv,")])
+    assert Plan.objects.count() == 2
+
+
+def test_bom_is_accepted(tmp_path: Path) -> None:
+    # Given a customers file starting with a UTF-8 BOM
+    directory = write_files(tmp_path / "d", {"customers.csv": b"\xef\xbb\xbf" + GOOD_FILES["customers.csv"].encode()})
+    # When it is imported
+    result = import_dir(directory)
+    # Then the header is read correctly and the rows load
+    assert result.ok
+    assert Customer.objects.count() == 3
+
+
+def test_structurally_broken_csv_lists_every_bad_line(tmp_path: Path) -> None:
+    # Given a customers file with wrong field counts, a NUL, bad UTF-8 and an unclosed quote
+    content = (
+        b"customer_id,name\n"
+        b"c1,Taro\n"  # 2 fine
+        b"c2,Hanako,extra\n"  # 3 too many fields
+        b"c3\n"  # 4 too few
+        b"c4,\x00\n"  # 5 NUL
+        b"c5,\xff\xfe\n"  # 6 not UTF-8
+        b"c6,Jiro\n"  # 7 fine
+        b'c7,"never closed\n'  # 8 unterminated
+        b"c8,Saburo\n"
+    )
+    directory = write_files(tmp_path / "d", {"customers.csv": content})
+    # When it is imported
+    result = import_dir(directory)
+    # Then every unreadable line is named and nothing is stored
+    assert_errors(
+        errors_of(result, "customers.csv"),
+        [
+            (3, "", "expected 2 fields, found 3"),
+            (4, "", "expected 2 fields, found 1"),
+            (5, "", "contains a NUL character"),
+            (6, "", "not valid UTF-8"),
+            (8, "", "unterminated quoted field"),
+        ],
+    )
+    assert result.files[0].status == "rejected"
+    assert Customer.objects.count() == 0
+
+
+def test_rejected_file_does_not_stop_a_later_independent_file(tmp_path: Path) -> None:
+    # Given a bad customers file and a good plans file
+    directory = write_files(
+        tmp_path / "d",
+        {"customers.csv": "customer_id,created_at\nc1,yesterday\n", "plans.csv": GOOD_FILES["plans.csv"]},
+    )
+    # When they are imported
+    result = import_dir(directory)
+    # Then customers is rejected and plans is imported
+    assert [(o.file_name, o.status) for o in result.files] == [
+        ("customers.csv", "rejected"),
+        ("plans.csv", "succeeded"),
+    ]
+    assert_errors(errors_of(result, "customers.csv"), [(2, "created_at", "not a valid date-time")])
+    assert (Customer.objects.count(), Plan.objects.count()) == (0, 2)
+
+
+def test_submission_subject_must_exist_for_the_programs_policy(good_dir: Path, tmp_path: Path) -> None:
+    # Given the good data imported and submissions naming unknown programs and subjects
+    import_dir(good_dir)
+    content = (
+        "submission_id,program,subject,submitted_at\n"
+        "x1,autorenew-60day,c1,2024-06-01T12:00:00\n"  # a customer id where a charge id is due
+        "x2,no-such-program,ch1,2024-06-01T12:00:00\n"
+        "x3,login-outage-2024,c1,2024-06-01\n"  # fine subject, but submitted_at is a date-time
+    )
+    # When they are imported
+    result = import_dir(write_files(tmp_path / "s", {"submissions.csv": content}))
+    # Then each problem is named
+    assert_errors(
+        errors_of(result, "submissions.csv"),
+        [
+            (2, "subject", "unknown charge (this program's subjects are charge ids)"),
+            (3, "program", "unknown program"),
+            (4, "submitted_at", "not a valid date-time"),
+        ],
+    )
+
+
+def test_dry_run_counts_but_changes_nothing(good_dir: Path) -> None:
+    # When the good directory is imported as a dry run
+    result = import_dir(good_dir, dry_run=True)
+    # Then the counts are those of a real import, and nothing (not even an ImportRun) is kept
+    assert result.ok
+    assert [o.rows_inserted for o in result.files] == [3, 2, 2, 3, 2, 2, 2, 2, 2]
+    assert (Customer.objects.count(), Charge.objects.count(), ImportRun.objects.count()) == (0, 0, 0)
+
+
+def test_command_exits_non_zero_and_prints_every_error(subscribed: None, tmp_path: Path, capsys) -> None:
+    # Given a directory with the bad charges file
+    directory = write_files(tmp_path / "bad", {"charges.csv": BAD_CHARGES})
+    # When the command runs
+    with pytest.raises(CommandError) as raised:
+        call_command("import_records", str(directory))
+    # Then it fails with a non-zero code and prints each error as file:line: column: reason
+    assert raised.value.returncode == 1
+    stderr = capsys.readouterr().err.splitlines()
+    assert stderr[0] == "charges.csv:2: charge_id: duplicate id in this file (first on line 2, 2 lines in all)"
+    assert "charges.csv:5: subscription_id: unknown subscription (not in the database)" in stderr
+    assert len([line for line in stderr if line.startswith("charges.csv:")]) == 15
+
+
+def test_command_succeeds_on_good_directory(good_dir: Path, capsys) -> None:
+    # When the command imports the good directory
+    call_command("import_records", str(good_dir))
+    # Then it reports each file on stdout and nothing on stderr
+    captured = capsys.readouterr()
+    assert "charges.csv: succeeded: read 3, inserted 3, updated 0, errors 0" in captured.out
+    assert captured.err == ""
+
+
+# --- Admin ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def uploader(db) -> Client:
+    user = User.objects.create_user("uploader", password="x" * 12, is_staff=True)
+    user.user_permissions.add(
+        Permission.objects.get(codename="add_importrun"), Permission.objects.get(codename="view_importrun")
+    )
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def upload(client: Client, files: dict[str, str], *, validate_only: bool):
+    data: dict = {
+        "csv_files": [SimpleUploadedFile(name, content.encode(), "text/csv") for name, content in files.items()]
+    }
+    if validate_only:
+        data["validate_only"] = "on"
+    return client.post(reverse("admin:core_importrun_upload"), data)
+
+
+def test_admin_upload_shows_error_preview_and_changes_nothing(subscribed: None, uploader: Client) -> None:
+    # When a user allowed to import uploads the bad charges file (for real, not preview)
+    response = upload(uploader, {"charges.csv": BAD_CHARGES}, validate_only=False)
+    # Then the page lists the errors and nothing is stored
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert (
+        "<td>charges.csv</td><td>5</td><td>subscription_id</td><td>unknown subscription (not in the database)</td>"
+        in page
+    )
+    assert len(re.findall(r"<td>charges.csv</td><td>\d+</td>", page)) == 15
+    assert Charge.objects.count() == 0
+    run = ImportRun.objects.get(file_name="charges.csv")
+    assert run.actor is not None
+    assert (run.status, run.source, run.actor.username) == ("rejected", "admin", "uploader")
+
+
+def test_admin_validate_only_changes_nothing(uploader: Client) -> None:
+    # When a good file is uploaded with "validate only"
+    response = upload(uploader, {"plans.csv": GOOD_FILES["plans.csv"]}, validate_only=True)
+    # Then the counts are shown and nothing is stored
+    assert response.status_code == 200
+    assert "<td>plans.csv</td><td>succeeded</td><td>2</td>\n          <td>2</td>" in response.content.decode()
+    assert (Plan.objects.count(), ImportRun.objects.count()) == (0, 0)
+
+
+def test_admin_upload_imports(uploader: Client) -> None:
+    # When a good file is uploaded for real
+    response = upload(uploader, {"plans.csv": GOOD_FILES["plans.csv"]}, validate_only=False)
+    # Then it is imported and recorded
+    assert response.status_code == 200
+    assert Plan.objects.count() == 2
+    assert ImportRun.objects.get().status == "succeeded"
+
+
+def test_admin_upload_requires_permission(db) -> None:
+    # Given a staff user without core.add_importrun
+    user = User.objects.create_user("viewer", password="x" * 12, is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_importrun"))
+    client = Client()
+    client.force_login(user)
+    # When they open or post the upload screen
+    get = client.get(reverse("admin:core_importrun_upload"))
+    post = upload(client, {"plans.csv": GOOD_FILES["plans.csv"]}, validate_only=False)
+    # Then both are refused and nothing is stored
+    assert (get.status_code, post.status_code) == (403, 403)
+    assert Plan.objects.count() == 0
+    # And the changelist offers no upload link
+    changelist = client.get(reverse("admin:core_importrun_changelist"))
+    assert changelist.status_code == 200
+    assert reverse("admin:core_importrun_upload") not in changelist.content.decode()
+
+
+def test_admin_changelist_links_to_upload_and_detail_shows_errors(subscribed: None, uploader: Client) -> None:
+    # Given a rejected upload
+    upload(uploader, {"charges.csv": BAD_CHARGES}, validate_only=False)
+    run = ImportRun.objects.get(file_name="charges.csv")
+    # When the changelist and the run's page are opened
+    changelist = uploader.get(reverse("admin:core_importrun_changelist"))
+    detail = uploader.get(reverse("admin:core_importrun_change", args=[run.pk]))
+    # Then the list links to the upload screen and the detail shows the errors table
+    assert reverse("admin:core_importrun_upload") in changelist.content.decode()
+    assert "<tr><td>5</td><td>subscription_id</td><td>unknown subscription (not in the database)</td></tr>" in (
+        detail.content.decode()
+    )
+
+
+def test_admin_upload_size_is_capped(uploader: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a cap smaller than the file
+    monkeypatch.setattr("support_portal.core.imports.forms.MAX_UPLOAD_BYTES", 10)
+    # When the file is uploaded
+    response = upload(uploader, {"plans.csv": GOOD_FILES["plans.csv"]}, validate_only=True)
+    # Then the form says it is too large and nothing runs
+    assert response.status_code == 200
+    assert "import_records" in response.content.decode()
+    assert ImportRun.objects.count() == 0
