@@ -99,7 +99,8 @@ class Subscription(models.Model):
 @source_history()
 class Charge(models.Model):
     charge_id = models.CharField(_("charge id"), max_length=ID_LENGTH, primary_key=True)
-    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="charges")
+    # Not indexed alone: charge_sub_period_idx (subscription, period_start) serves lookups by subscription.
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="charges", db_index=False)
     amount_jpy = models.PositiveIntegerField(_("amount (JPY)"))
     charged_at = models.DateTimeField(_("charged at"))
     period_start = models.DateField(_("service period start"))
@@ -123,7 +124,8 @@ class Charge(models.Model):
 
 
 class Login(models.Model):
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="logins")
+    # Not indexed alone: login_natural_key (customer, logged_in_at) serves lookups by customer.
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="logins", db_index=False)
     logged_in_at = models.DateTimeField(_("logged in at"))
 
     class Meta:
@@ -137,8 +139,9 @@ class Login(models.Model):
 
 class UsageEvent(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="usage_events")
+    # Not indexed alone: usage_sub_used_idx (subscription, used_at) serves lookups by subscription.
     subscription = models.ForeignKey(
-        Subscription, on_delete=models.CASCADE, null=True, blank=True, related_name="usage_events"
+        Subscription, on_delete=models.CASCADE, null=True, blank=True, related_name="usage_events", db_index=False
     )
     used_at = models.DateTimeField(_("used at"))
 
@@ -185,7 +188,8 @@ class CouponTransactionKind(models.TextChoices):
 @source_history()
 class CouponTransaction(models.Model):
     transaction_id = models.CharField(_("transaction id"), max_length=ID_LENGTH, primary_key=True)
-    coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, related_name="transactions")
+    # Not indexed alone: coupon_tx_coupon_time_idx (coupon, occurred_at) serves lookups by coupon.
+    coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, related_name="transactions", db_index=False)
     kind = models.CharField(_("kind"), max_length=16, choices=CouponTransactionKind.choices)
     amount_jpy = models.PositiveIntegerField(_("amount (JPY)"))
     occurred_at = models.DateTimeField(_("occurred at"))

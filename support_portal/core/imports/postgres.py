@@ -1,13 +1,22 @@
-"""The PostgreSQL load path: COPY into a staging table, validate set-based, upsert in one statement.
+"""The PostgreSQL load path: optimistic fast paths, and set-based diagnostics when they fail.
 
-Per file: the data bytes stream in blocks through `COPY … FROM STDIN (FORMAT csv)` into a TEMP table of
-text columns with a line number; one query lists every (line, column, reason) problem (formats by
-pattern, foreign keys by anti-join, duplicate ids by GROUP BY); if there is none, one
-`INSERT … SELECT … ON CONFLICT` writes the rows, updating only rows whose values differ (an UPDATE that
-changes nothing would still write audit rows through the pghistory triggers) and counting inserts and
-updates on the server. Memory stays bounded by the block size and the error cap, whatever the file size.
+Per file, in the file's transaction (settings in `_configure`), the data bytes stream in blocks to COPY
+while `line_check` matches them against the format patterns in this (otherwise idle) Python process:
 
-All SQL is built from the schema declaration's fixed identifiers; every value is a named parameter.
+1. Empty table, every column present, nothing computed (direct path): COPY straight into the table with
+   its foreign keys and secondary indexes set aside; rebuild the indexes by sorting and re-add the keys
+   NOT VALID + VALIDATE (one join). Anything wrong (bytes not plainly valid, a duplicate id, an unknown
+   reference, a CHECK) undoes it all (savepoint) and the file goes through staging from the start.
+2. Otherwise COPY into a TEMP table of text columns with a line number. If the bytes were plainly valid,
+   one `INSERT … SELECT … ON CONFLICT` writes the rows that are new or differ (a hash anti-join leaves
+   identical rows out, so they are never locked, rewritten or audited), its casts, the column types and
+   the table's constraints refusing what bytes cannot show; any failure rolls back to a savepoint.
+3. Only then (or when the bytes were not plainly valid) the diagnostic query lists every (line, column,
+   reason) problem (formats by pattern, foreign keys by anti-join, duplicate ids by GROUP BY); with none,
+   the same INSERT writes the rows. Counts of inserts and updates are computed on the server.
+
+Memory stays bounded by the block size and the error cap, whatever the file size. All SQL is built from
+the schema declaration's fixed identifiers; every value is a named parameter.
 """
 
 from __future__ import annotations
@@ -18,15 +27,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 
 from support_portal.core.imports.csv_files import BLOCK_SIZE, ErrorList, FileRejected, Header, ReadableBytes
+from support_portal.core.imports.line_check import LineChecker
 from support_portal.core.imports.schema import (
     DATE_OR_DATETIME_PATTERN,
     DATE_PATTERN,
     DATETIME_PATTERN,
     FALSE_VALUES,
-    HAS_OFFSET_PATTERN,
     INTEGER_PATTERN,
     MAX_INTEGER,
     NON_DIGITS_PATTERN,
@@ -41,6 +50,10 @@ from support_portal.core.imports.schema import (
 )
 
 STAGING_TABLE = "import_records_staging"
+# Per file transaction (SET LOCAL): hash joins and aggregates of a whole file in memory, indexes sorted
+# in memory when they are rebuilt after a first load.
+WORK_MEM = "256MB"
+MAINTENANCE_WORK_MEM = "1GB"
 PROGRESS_INTERVAL_SECONDS = 3.0
 # Files below this size load in well under a second: no progress lines for them.
 PROGRESS_MIN_BYTES = 16 * BLOCK_SIZE
@@ -88,38 +101,289 @@ def load_file(
     total_bytes: int,
     errors: ErrorList,
     progress: Progress | None,
+    rewind: Callable[[], tuple[Header, ReadableBytes]] | None = None,
 ) -> LoadCounts:
     """Loads one file whose header is valid; raises FileRejected (with every bad row) or CopyFailed.
 
-    Must run inside the file's transaction (the caller's `transaction.atomic()`).
+    Must run inside the file's transaction (the caller's `transaction.atomic()`). `rewind` gives the file
+    again from its start (header read): the direct path, when it gives up, starts over through staging.
     """
     reporter = _ProgressReporter(spec.file_name, total_bytes, progress)
     with connection.cursor() as cursor:
-        # These are single-pass queries over fresh data: JIT compilation costs more than it saves.
-        cursor.execute("SET LOCAL jit = off")
-        cursor.execute(f"DROP TABLE IF EXISTS {q(STAGING_TABLE)}")
-        columns_sql = ", ".join(f"{q(name)} text NOT NULL DEFAULT ''" for name in spec.column_names)
+        cursor.execute("SELECT current_setting('TimeZone')")
+        previous_time_zone = cursor.fetchone()[0]
+        _configure(cursor)
+        target_empty = _is_empty(cursor, spec)
+        counts: LoadCounts | None = None
+        if target_empty and rewind is not None and _direct_eligible(cursor, spec, header):
+            counts = _load_direct(cursor, spec, header, stream, reporter)
+            if counts is None:
+                reporter.phase("not plainly valid; loading through staging")
+                header, stream = rewind()
+        if counts is None:
+            counts = _load_staged(cursor, spec, header, stream, reporter, errors, target_empty=target_empty)
+        # Only this file's statements run in JST (a dry run shares its transaction with the ImportRun writes).
+        cursor.execute("SELECT set_config('TimeZone', %s, true)", [previous_time_zone])
+    return counts
+
+
+def _configure(cursor: Any) -> None:
+    """Settings for this file's transaction only (SET LOCAL ends with it).
+
+    synchronous_commit = off: a crash in the moment after COMMIT can lose this import's commit (never a
+    partial file, never older data); the import is all-or-nothing per file and re-runnable, and its
+    ImportRun is lost with it, so nothing claims a load that is not there.
+    """
+    # These are single-pass queries over fresh data: JIT compilation costs more than it saves.
+    cursor.execute("SET LOCAL jit = off")
+    cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+    cursor.execute(f"SET LOCAL maintenance_work_mem = '{MAINTENANCE_WORK_MEM}'")
+    cursor.execute("SET LOCAL synchronous_commit = off")
+    # Date-times without an offset are JST: PostgreSQL's own input function then reads every allowed form.
+    cursor.execute(
+        "SELECT set_config('TimeZone', %s, true), set_config('DateStyle', 'ISO, YMD', true)", [SOURCE_TIME_ZONE_NAME]
+    )
+
+
+def _is_empty(cursor: Any, spec: FileSpec) -> bool:
+    cursor.execute(f"SELECT NOT EXISTS (SELECT FROM {q(spec.table)})")
+    return bool(cursor.fetchone()[0])
+
+
+class _NotPlain(Exception):
+    """The optimistic path cannot vouch for the file: undo it and take the careful one."""
+
+
+# --- Direct path: COPY straight into an empty table -----------------------------------------------
+
+
+def _direct_eligible(cursor: Any, spec: FileSpec, header: Header) -> bool:
+    """COPY can store this file as the staged path would: every column present, nothing computed.
+
+    Each row check must be a CHECK constraint of the table (it then holds for the stored rows).
+    """
+    if spec.derived or any(column.column.subject_of is not None for column in spec.bound_columns):
+        return False
+    if set(header.names) != set(spec.column_names):
+        return False
+    wanted = {check.enforced_by for check in spec.row_checks}
+    if None in wanted:
+        return False
+    if wanted:
         cursor.execute(
-            f"CREATE TEMP TABLE {q(STAGING_TABLE)} "
-            f"(line bigint GENERATED BY DEFAULT AS IDENTITY (START WITH 2), {columns_sql})"
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'c' AND conname = ANY(%s)",
+            [spec.table, sorted(name for name in wanted if name is not None)],
         )
-        rows_read = _copy_rows(cursor.cursor, header, stream, reporter)
-        cursor.execute(f"ANALYZE {q(STAGING_TABLE)}")
+        if cursor.fetchone()[0] != len(wanted):
+            return False
+    return True
+
+
+def _load_direct(
+    cursor: Any, spec: FileSpec, header: Header, stream: ReadableBytes, reporter: _ProgressReporter
+) -> LoadCounts | None:
+    """First load into an empty table: COPY into it with its secondary indexes and foreign keys set aside.
+
+    The bytes are checked on the way (`line_check`): every value plainly valid, so PostgreSQL's input
+    functions store exactly what the staged casts would. What bytes cannot show fails a statement here:
+    an unknown reference fails VALIDATE CONSTRAINT, a duplicate id the primary key (or a rebuilt unique
+    index), a bad day or too large a number the input function, a too long id its varchar type, a row
+    check its CHECK constraint. Any failure undoes everything (savepoint) and returns None.
+    """
+    columns = [spec.by_name[name] for name in header.names]
+    column_list = ", ".join(q(column.db_column) for column in columns)
+    not_null_text = [q(column.db_column) for column in columns if column.kind in _TEXT_KINDS and not column.nullable]
+    options = "FORMAT csv, HEADER false" + (f", FORCE_NOT_NULL ({', '.join(not_null_text)})" if not_null_text else "")
+    checker = LineChecker(spec, header.names, direct=True)
+    try:
+        with transaction.atomic():
+            restore = _set_aside_indexes_and_keys(cursor, spec)
+            rows = _copy_rows(
+                cursor.cursor,
+                f"COPY {q(spec.table)} ({column_list}) FROM STDIN ({options})",
+                header,
+                stream,
+                reporter,
+                checker,
+                stop_when_not_plain=True,
+            )
+            reporter.phase(f"{rows:,} rows copied; building indexes and checking references")
+            _restore_indexes_and_keys(cursor, restore)
+    except (_NotPlain, CopyFailed, psycopg.Error, DatabaseError):
+        return None
+    return LoadCounts(rows_read=rows, rows_inserted=rows, rows_updated=0)
+
+
+_TEXT_KINDS = (Kind.ID, Kind.TEXT, Kind.CHOICE)
+
+
+@dataclass(frozen=True)
+class _SetAside:
+    table: str
+    indexes: tuple[str, ...]  # CREATE INDEX statements
+    foreign_keys: tuple[tuple[str, str], ...]  # (name, definition)
+
+
+def _set_aside_indexes_and_keys(cursor: Any, spec: FileSpec) -> _SetAside:
+    """Drops the table's foreign keys and the indexes no constraint uses, returning how to recreate them.
+
+    Building an index once by sorting is far cheaper than growing it row by row, and one set-based
+    VALIDATE is far cheaper than a deferred trigger per row. The primary key and unique constraints stay
+    (they are what conflicts are decided by). Names and definitions are kept exactly.
+    """
+    table = q(spec.table)
+    cursor.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY conname",
+        [spec.table],
+    )
+    foreign_keys = tuple((str(name), str(definition)) for name, definition in cursor.fetchall())
+    cursor.execute(
+        "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index i "
+        "WHERE indrelid = %s::regclass "
+        "AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = i.indexrelid) "
+        "ORDER BY 1",
+        [spec.table],
+    )
+    indexes = cursor.fetchall()
+    for name, _definition in foreign_keys:
+        cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {q(name)}")
+    if indexes:
+        cursor.execute(f"DROP INDEX {', '.join(str(name) for name, _definition in indexes)}")
+    return _SetAside(
+        table=table, indexes=tuple(str(definition) for _name, definition in indexes), foreign_keys=foreign_keys
+    )
+
+
+def _restore_indexes_and_keys(cursor: Any, set_aside: _SetAside) -> None:
+    for definition in set_aside.indexes:
+        cursor.execute(definition)
+    for name, definition in set_aside.foreign_keys:
+        cursor.execute(f"ALTER TABLE {set_aside.table} ADD CONSTRAINT {q(name)} {definition} NOT VALID")
+    for name, _definition in set_aside.foreign_keys:
+        cursor.execute(f"ALTER TABLE {set_aside.table} VALIDATE CONSTRAINT {q(name)}")
+
+
+# --- Staged path ----------------------------------------------------------------------------------
+
+
+def _load_staged(  # noqa: PLR0917 - private helper, called once
+    cursor: Any,
+    spec: FileSpec,
+    header: Header,
+    stream: ReadableBytes,
+    reporter: _ProgressReporter,
+    errors: ErrorList,
+    *,
+    target_empty: bool,
+) -> LoadCounts:
+    cursor.execute(f"DROP TABLE IF EXISTS {q(STAGING_TABLE)}")
+    columns_sql = ", ".join(f"{q(name)} text NOT NULL DEFAULT ''" for name in spec.column_names)
+    cursor.execute(
+        f"CREATE TEMP TABLE {q(STAGING_TABLE)} "
+        f"(line bigint GENERATED BY DEFAULT AS IDENTITY (START WITH 2), {columns_sql})"
+    )
+    column_list = ", ".join(q(name) for name in header.names)
+    checker = LineChecker(spec, header.names, direct=False)
+    rows_read = _copy_rows(
+        cursor.cursor,
+        f"COPY {q(STAGING_TABLE)} ({column_list}) FROM STDIN "
+        f"(FORMAT csv, HEADER false, FORCE_NOT_NULL ({column_list}))",
+        header,
+        stream,
+        reporter,
+        checker,
+        stop_when_not_plain=False,
+    )
+    counts: tuple[int, int] | None = None
+    if checker.valid:
+        reporter.phase(f"{rows_read:,} rows staged; writing")
+        counts = _try_fast_write(cursor, spec, target_empty=target_empty)
+    if counts is None:
         reporter.phase(f"{rows_read:,} rows staged; validating")
+        cursor.execute(f"ANALYZE {q(STAGING_TABLE)}")
         _collect_problems(cursor, spec, errors)
         if errors:
             raise FileRejected(errors, rows_read)
         reporter.phase("writing")
-        inserted, updated = _upsert(cursor, spec)
-        cursor.execute(f"DROP TABLE {q(STAGING_TABLE)}")
-    return LoadCounts(rows_read=rows_read, rows_inserted=inserted, rows_updated=updated)
+        counts = _upsert(cursor, spec)
+    cursor.execute(f"DROP TABLE {q(STAGING_TABLE)}")
+    return LoadCounts(rows_read=rows_read, rows_inserted=counts[0], rows_updated=counts[1])
 
 
-def _copy_rows(raw_cursor: Any, header: Header, stream: ReadableBytes, reporter: _ProgressReporter) -> int:
-    column_list = ", ".join(q(name) for name in header.names)
-    copy_sql = (
-        f"COPY {q(STAGING_TABLE)} ({column_list}) FROM STDIN (FORMAT csv, HEADER false, FORCE_NOT_NULL ({column_list}))"
+def _try_fast_write(cursor: Any, spec: FileSpec, *, target_empty: bool) -> tuple[int, int] | None:
+    """Writes a plainly valid staged file in one statement, or undoes it and returns None.
+
+    The bytes matched the formats; the rest fails a statement here: casts (a day the month lacks, too
+    large a number), varchar lengths, foreign keys (checked at once, not at commit), CHECK constraints,
+    duplicate ids (checked first: an id repeated with unchanged values would slip past the conflict).
+    """
+    if any(check.enforced_by is None for check in spec.row_checks):
+        return None
+    try:
+        with transaction.atomic():
+            if spec.id_column is not None:
+                cursor.execute(f"SELECT EXISTS ({_duplicate_ids_query(spec.id_column)})")
+                if cursor.fetchone()[0]:
+                    raise _NotPlain
+            if _has_unknown_subjects(cursor, spec):
+                raise _NotPlain
+            if target_empty:
+                restore = _set_aside_indexes_and_keys(cursor, spec)
+                counts = _upsert(cursor, spec)
+                _restore_indexes_and_keys(cursor, restore)
+            else:
+                keys = _foreign_key_names(cursor, spec)
+                if keys:
+                    cursor.execute(f"SET CONSTRAINTS {', '.join(q(name) for name in keys)} IMMEDIATE")
+                counts = _upsert(cursor, spec)
+                if keys:
+                    cursor.execute(f"SET CONSTRAINTS {', '.join(q(name) for name in keys)} DEFERRED")
+    except (_NotPlain, psycopg.Error, DatabaseError):
+        return None
+    return counts
+
+
+def _foreign_key_names(cursor: Any, spec: FileSpec) -> list[str]:
+    cursor.execute(
+        "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f' AND condeferrable",
+        [spec.table],
     )
+    return [str(name) for (name,) in cursor.fetchall()]
+
+
+def _has_unknown_subjects(cursor: Any, spec: FileSpec) -> bool:
+    """Submissions' subjects are no foreign key: checked on their own (the rest is left to constraints)."""
+    for column in spec.bound_columns:
+        if column.column.subject_of is None:
+            continue
+        p = Params()
+        joins: list[str] = []
+        program = spec.by_name[column.column.subject_of]
+        program_index = spec.column_names.index(program.name)
+        joins.append(
+            f"LEFT JOIN {q(program.referenced_model._meta.db_table)} ref{program_index} "  # type: ignore[union-attr]
+            f"ON ref{program_index}.{q(program.referenced_db_column or '')} = s.{q(program.name)}"
+        )
+        condition, _reason = _subject_check(spec, column, f"s.{q(column.name)}", p, joins)
+        cursor.execute(
+            f"SELECT EXISTS (SELECT FROM {q(STAGING_TABLE)} s {' '.join(joins)} WHERE {condition})", p.values
+        )
+        if cursor.fetchone()[0]:
+            return True
+    return False
+
+
+def _copy_rows(  # noqa: PLR0917 - private helper
+    raw_cursor: Any,
+    copy_sql: str,
+    header: Header,
+    stream: ReadableBytes,
+    reporter: _ProgressReporter,
+    checker: LineChecker,
+    *,
+    stop_when_not_plain: bool,
+) -> int:
     saw_end_marker = False
     tail = b"\n"  # the header's newline precedes the data
     sent = 0
@@ -130,6 +394,8 @@ def _copy_rows(raw_cursor: Any, header: Header, stream: ReadableBytes, reporter:
                 # Checked with the previous block's tail so a marker split across two blocks is seen.
                 if any(marker in tail + block for marker in _END_MARKERS):
                     saw_end_marker = True
+                if not checker.feed(block) and stop_when_not_plain:
+                    raise _NotPlain
                 copy.write(block)
                 sent += len(block)
                 reporter.copied(sent)
@@ -137,6 +403,8 @@ def _copy_rows(raw_cursor: Any, header: Header, stream: ReadableBytes, reporter:
                 block = stream.read(BLOCK_SIZE)
             if tail.endswith((b"\n\\.", b"\n\\.\r")):
                 saw_end_marker = True
+            if not checker.finish() and stop_when_not_plain:
+                raise _NotPlain
     except psycopg.Error as exc:
         raise CopyFailed(str(exc).strip()) from exc
     if saw_end_marker:
@@ -314,6 +582,11 @@ def _upsert(cursor: Any, spec: FileSpec) -> tuple[int, int]:
 
 
 def upsert_query(spec: FileSpec) -> tuple[str, dict[str, Any]]:
+    """One INSERT … ON CONFLICT of the staged rows that are new or differ from what is stored.
+
+    Rows identical to the stored ones are left out before the INSERT (a hash anti-join): ON CONFLICT
+    would lock, that is write, every conflicting row even when its WHERE is false.
+    """
     p = Params()
     targets: list[str] = []
     values: list[str] = []
@@ -323,26 +596,44 @@ def upsert_query(spec: FileSpec) -> tuple[str, dict[str, Any]]:
     for derived in spec.derived:
         targets.append(q(spec.derived_db_column(derived)))
         values.append(f"regexp_replace(s.{q(derived.source)}, {p.add(NON_DIGITS_PATTERN)}, '', 'g')")
-    insert = (
-        f"INSERT INTO {q(spec.table)} AS target ({', '.join(targets)}) "
-        f"SELECT {', '.join(values)} FROM {q(STAGING_TABLE)} s"
+    names = [f"c{index}" for index in range(len(targets))]
+    staged = (
+        f"(SELECT {', '.join(f'{value} AS {name}' for value, name in zip(values, names, strict=True))} "
+        f"FROM {q(STAGING_TABLE)} s OFFSET 0) v"
     )
     id_column = spec.id_column
     if id_column is None:
         # No id: the unique natural key decides; a row already stored is left as it is.
+        nullable = {q(column.db_column) for column in spec.bound_columns if column.nullable}
+        same = " AND ".join(
+            f"cur.{target} {'IS NOT DISTINCT FROM' if target in nullable else '='} v.{name}"
+            for target, name in zip(targets, names, strict=True)
+        )
+        select = (
+            f"SELECT {', '.join(f'v.{name}' for name in names)} FROM {staged} "
+            f"WHERE NOT EXISTS (SELECT FROM {q(spec.table)} cur WHERE {same})"
+        )
         conflict = "ON CONFLICT DO NOTHING RETURNING true AS inserted"
     else:
         key = q(id_column.db_column)
-        others = [target for target in targets if target != key]
-        assignments = ", ".join(f"{target} = EXCLUDED.{target}" for target in others)
-        old = ", ".join(f"target.{target}" for target in others)
-        new = ", ".join(f"EXCLUDED.{target}" for target in others)
+        key_name = names[targets.index(key)]
+        others = [(target, name) for target, name in zip(targets, names, strict=True) if target != key]
+        select = (
+            f"SELECT {', '.join(f'v.{name}' for name in names)} FROM {staged} "
+            f"LEFT JOIN {q(spec.table)} cur ON cur.{key} = v.{key_name} "
+            f"WHERE cur.{key} IS NULL OR ({', '.join(f'cur.{target}' for target, _ in others)}) "
+            f"IS DISTINCT FROM ({', '.join(f'v.{name}' for _, name in others)})"
+        )
+        assignments = ", ".join(f"{target} = EXCLUDED.{target}" for target, _ in others)
+        old = ", ".join(f"target.{target}" for target, _ in others)
+        new = ", ".join(f"EXCLUDED.{target}" for target, _ in others)
         conflict = (
             f"ON CONFLICT ({key}) DO UPDATE SET {assignments} "
             f"WHERE ({old}) IS DISTINCT FROM ({new}) "
             # xmax is 0 on a freshly inserted row and the locking transaction's id on an updated one.
             "RETURNING (target.xmax = 0) AS inserted"
         )
+    insert = f"INSERT INTO {q(spec.table)} AS target ({', '.join(targets)}) {select}"
     sql = (
         f"WITH written AS ({insert} {conflict}) "
         "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written"
@@ -351,6 +642,7 @@ def upsert_query(spec: FileSpec) -> tuple[str, dict[str, Any]]:
 
 
 def _cast(column: BoundColumn, ref: str, p: Params) -> str:
+    """The stored value of a valid cell (the session's TimeZone is JST, DateStyle ISO: see `_configure`)."""
     empty = column.empty_value
     empty_sql = "NULL" if empty is None else p.add(str(empty) if not isinstance(empty, bool) else empty)
     kind = column.kind
@@ -365,12 +657,8 @@ def _cast(column: BoundColumn, ref: str, p: Params) -> str:
         )
     if kind is Kind.DATE:
         return f"NULLIF({ref}, '')::date"
-    # Date-times: the offset given, else JST; a bare date (effective_at) is JST midnight.
-    return (
-        f"CASE WHEN {ref} = '' THEN NULL "
-        f"WHEN {ref} ~ {p.add(f'{HAS_OFFSET_PATTERN}$')} THEN {ref}::timestamptz "
-        f"ELSE {ref}::timestamp AT TIME ZONE {p.add(SOURCE_TIME_ZONE_NAME)} END"
-    )
+    # Date-times: the offset given, else JST (the session's zone); a bare date (effective_at) is JST midnight.
+    return f"NULLIF({ref}, '')::timestamptz"
 
 
 # --- Progress -----------------------------------------------------------------------------------

@@ -203,10 +203,15 @@ class BoundColumn:
 
 @dataclass(frozen=True)
 class RowCheck:
-    """A rule across columns: `later` must be strictly after `earlier` (both dates of the same kind)."""
+    """A rule across columns: `later` must be strictly after `earlier` (both dates of the same kind).
+
+    `enforced_by` names the table's CHECK constraint that enforces the same rule on the stored values, so
+    a load that skips the per-row validation (PostgreSQL's fast path) still cannot store a violation.
+    """
 
     earlier: str
     later: str
+    enforced_by: str | None = None
 
     @property
     def reason(self) -> str:
@@ -315,7 +320,7 @@ FILE_SPECS: tuple[FileSpec, ...] = (
             _c("payment_method", Kind.CHOICE),
             _c("promotional", Kind.BOOLEAN),
         ),
-        row_checks=(RowCheck("period_start", "period_end"),),
+        row_checks=(RowCheck("period_start", "period_end", enforced_by="charge_period_not_empty"),),
     ),
     FileSpec(
         "logins.csv",

@@ -25,6 +25,7 @@ from support_portal.core.imports.csv_files import (
     STORED_ERRORS_CAP,
     ErrorList,
     FileRejected,
+    Header,
     RowError,
     header_errors,
     iter_records,
@@ -245,6 +246,15 @@ def _import_file(
             )
             with audit_context, transaction.atomic():
                 if on_postgresql:
+
+                    def rewind() -> tuple[Header, _HashingReader]:
+                        # Read again from the start; the checksum is then taken afresh (`_finish_hash`).
+                        raw_stream.seek(0)
+                        again = _HashingReader(raw_stream)
+                        header_again = read_header(again)
+                        assert header_again is not None
+                        return header_again, again
+
                     counts: postgres.LoadCounts | python_path.LoadCounts = postgres.load_file(
                         spec=spec,
                         header=header,
@@ -252,6 +262,7 @@ def _import_file(
                         total_bytes=_size(file_input),
                         errors=errors,
                         progress=progress,
+                        rewind=rewind,
                     )
                 else:
                     raw_stream.seek(0)  # the Python path reads the file whole, header included

@@ -645,3 +645,118 @@ def test_admin_upload_size_is_capped(uploader: Client, monkeypatch: pytest.Monke
     assert response.status_code == 200
     assert "import_records" in response.content.decode()
     assert ImportRun.objects.count() == 0
+
+
+# --- PostgreSQL fast paths (COPY straight into an empty table; one statement for plainly valid files) ---
+
+
+def table_shape(table: str) -> list[tuple[str, str]]:
+    """Index and constraint names with their definitions (and whether each constraint is validated)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+            "WHERE indrelid = %s::regclass UNION ALL "
+            "SELECT conname, pg_get_constraintdef(oid) || ' validated=' || convalidated FROM pg_constraint "
+            "WHERE conrelid = %s::regclass ORDER BY 1",
+            [table, table],
+        )
+        return cursor.fetchall()
+
+
+def test_first_load_keeps_every_index_and_constraint(good_dir: Path) -> None:
+    # Given the tables' indexes and constraints before anything is loaded
+    tables = ["customers_subscription", "customers_charge", "customers_login", "customers_usageevent"]
+    before = {table: table_shape(table) for table in tables}
+    # When the good directory is loaded into the empty tables
+    assert import_dir(good_dir).ok
+    # Then the same indexes and constraints exist, with the same names and definitions, all validated
+    assert {table: table_shape(table) for table in tables} == before
+
+
+PLAIN_BUT_WRONG_CHARGES = (
+    "charge_id,subscription_id,amount_jpy,charged_at,period_start,period_end,payment_method,promotional\n"
+    "ch1,s1,550,2024-04-01T10:00:00+09:00,2024-04-01,2024-05-01,card,false\n"  # 2: fine
+    "ch2,s404,550,2024-04-01T10:00:00+09:00,2024-04-01,2024-05-01,card,false\n"  # 3: unknown subscription
+    "ch3,s1,550,2024-04-01T10:00:00+09:00,2024-02-30,2024-05-01,card,false\n"  # 4: no Feb 30
+    "ch1,s1,550,2024-04-01T10:00:00+09:00,2024-04-01,2024-05-01,card,false\n"  # 5: duplicate of line 2
+    "ch5,s1,9999999999,2024-04-01T10:00:00+09:00,2024-05-01,2024-04-01,card,false\n"  # 6: too large, empty period
+)
+PLAIN_BUT_WRONG_ERRORS = [
+    (2, "charge_id", "duplicate id in this file (first on line 2, 2 lines in all)"),
+    (3, "subscription_id", "unknown subscription"),
+    (4, "period_start", "not a valid date"),
+    (5, "charge_id", "duplicate id in this file (first on line 2, 2 lines in all)"),
+    (6, "amount_jpy", "number too large"),
+    (6, "period_end", "must be after period_start"),
+]
+
+
+@pytest.mark.parametrize("table_empty", [True, False])
+def test_well_formed_rows_only_the_database_can_refuse_are_all_named(
+    subscribed: None, tmp_path: Path, table_empty: bool
+) -> None:
+    # Given charges whose every value has the right form, but the database must refuse some rows
+    if not table_empty:
+        assert import_dir(write_files(tmp_path / "first", {"charges.csv": GOOD_FILES["charges.csv"]})).ok
+    before = (sorted(Charge.objects.values_list("pk", flat=True)), table_shape("customers_charge"))
+    # When they are imported (into an empty table: the direct path; else the one-statement path)
+    result = import_dir(write_files(tmp_path / "bad", {"charges.csv": PLAIN_BUT_WRONG_CHARGES}))
+    # Then every bad row is named, and nothing changed: no charge, same indexes and constraints
+    assert result.files[0].status == "rejected"
+    assert_errors(errors_of(result, "charges.csv"), PLAIN_BUT_WRONG_ERRORS)
+    assert (sorted(Charge.objects.values_list("pk", flat=True)), table_shape("customers_charge")) == before
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        # Values PostgreSQL's input functions accept but the file format does not.
+        ("amount_jpy", " 550", "not a whole number"),
+        ("amount_jpy", "+550", "not a whole number"),
+        ("charged_at", "2024-04-01 10:00:00 JST", "not a valid date-time"),
+        ("charged_at", "2024-04-01T24:00:00", "not a valid date-time"),
+        ("charged_at", "2024-04-01", "not a valid date-time"),
+        ("period_start", "20240401", "not a valid date"),
+        ("period_start", "April 1 2024", "not a valid date"),
+        ("promotional", "yes", "not a boolean"),
+        ("promotional", "t", "not a boolean"),
+    ],
+)
+@pytest.mark.parametrize("table_empty", [True, False])
+def test_values_postgresql_would_read_but_the_format_forbids_are_refused(
+    subscribed: None, tmp_path: Path, column: str, value: str, reason: str, table_empty: bool
+) -> None:
+    # Given one charge row with a value PostgreSQL itself would accept
+    if not table_empty:
+        assert import_dir(write_files(tmp_path / "first", {"charges.csv": GOOD_FILES["charges.csv"]})).ok
+    names = ["charge_id", "subscription_id", "amount_jpy", "charged_at", "period_start", "period_end", "promotional"]
+    row = dict(zip(names, ["chx", "s1", "550", "2024-04-01T10:00:00", "2024-04-01", "2024-05-01", "true"], strict=True))
+    row[column] = f'"{value}"' if "," in value else value
+    content = ",".join(names) + "\n" + ",".join(row[name] for name in names) + "\n"
+    # When it is imported
+    result = import_dir(write_files(tmp_path / "odd", {"charges.csv": content}))
+    # Then the row is refused for that value and not stored
+    assert_errors(errors_of(result, "charges.csv"), [(2, column, reason)])
+    assert not Charge.objects.filter(pk="chx").exists()
+
+
+def test_first_load_into_an_empty_table_reads_every_allowed_form(subscribed: None, tmp_path: Path) -> None:
+    # Given charges using the other allowed forms (no newline at the end, CRLF, a quoted free text elsewhere)
+    content = (
+        "charge_id,subscription_id,amount_jpy,charged_at,period_start,period_end,payment_method,promotional\r\n"
+        "ch1,s1,0007,2024-04-01 10:00,2024-04-01,2024-05-01,,1\r\n"
+        "ch2,s1,550,2024-04-01T10:00:00.123456Z,2024-04-01,2024-05-01,points,0\r\n"
+        "ch3,s1,550,2024-04-01T10:00:00-0130,2024-04-01,2024-05-01,card,"
+    )
+    # When they are imported into the empty table
+    result = import_dir(write_files(tmp_path / "forms", {"charges.csv": content}))
+    # Then they are stored as the format says
+    assert [(o.status, o.rows_inserted) for o in result.files] == [("succeeded", 3)]
+    ch1, ch2, ch3 = (Charge.objects.get(pk=pk) for pk in ("ch1", "ch2", "ch3"))
+    assert (ch1.amount_jpy, ch1.charged_at, ch1.promotional) == (7, datetime(2024, 4, 1, 1, 0, tzinfo=UTC), True)
+    assert ch2.charged_at == datetime(2024, 4, 1, 10, 0, 0, 123456, tzinfo=UTC)
+    assert (ch3.charged_at, ch3.payment_method, ch3.promotional) == (
+        datetime(2024, 4, 1, 11, 30, tzinfo=UTC),
+        "card",
+        False,
+    )
