@@ -1,10 +1,16 @@
 """Compensation programs and the submissions (applications, requests) made under them."""
 
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from claims.parameters import ParameterError, PolicyParameters, parameters_for
 from support_portal.core.audit import decision_history
-from support_portal.customers.models import ID_LENGTH
+from support_portal.customers.models import ID_LENGTH, Customer
 
 
 class Policy(models.TextChoices):
@@ -26,27 +32,6 @@ class Policy(models.TextChoices):
         if policy == cls.COUPON_OUTAGE_2023:
             return "coupon"
         return "charge"
-
-
-@decision_history()
-class Program(models.Model):
-    class Status(models.TextChoices):
-        DRAFT = "draft", _("Draft")
-        PREVIEW = "preview", _("Preview")
-        OPEN = "open", _("Open")
-        CLOSED = "closed", _("Closed")
-
-    slug = models.SlugField(_("slug"), max_length=64, unique=True)
-    name = models.CharField(_("name"), max_length=200)
-    policy = models.CharField(_("policy"), max_length=32, choices=Policy.choices)
-    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.DRAFT)
-
-    class Meta:
-        verbose_name = _("program")
-        verbose_name_plural = _("programs")
-
-    def __str__(self) -> str:
-        return self.slug
 
 
 class Channel(models.TextChoices):
@@ -71,6 +56,87 @@ class PayoutMethod(models.TextChoices):
 class Fault(models.TextChoices):
     COMPANY = "company", _("Company")
     MEMBER = "member", _("Member")
+
+
+class ApplicationRule(models.TextChoices):
+    """Who must apply (submit) before a claim can be paid."""
+
+    REQUIRED = "required", _("Everyone must apply by the deadline")
+    NOT_REQUIRED = "not_required", _("No application needed (detected by the company)")
+    NOT_REQUIRED_FOR_APP_COUPONS = (
+        "not_required_for_app_coupons",
+        _("No application for coupons in the app (not withdrawn); others apply by the deadline"),
+    )
+
+
+@decision_history()
+class Program(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        PREVIEW = "preview", _("Preview")
+        OPEN = "open", _("Open")
+        CLOSED = "closed", _("Closed")
+
+    slug = models.SlugField(_("slug"), max_length=64, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    policy = models.CharField(_("policy"), max_length=32, choices=Policy.choices)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.DRAFT)
+    # The policy's numbers (claims.parameters); validated by the policy's parameter class.
+    parameters = models.JSONField(_("parameters"), default=dict, blank=True)
+    opens_at = models.DateTimeField(_("opens at"), null=True, blank=True)
+    # "Apply by D" = until D 23:59:59 JST (SPEC); empty = no deadline.
+    application_deadline = models.DateField(_("application deadline"), null=True, blank=True)
+    receipt_deadline = models.DateField(_("receipt deadline"), null=True, blank=True)
+    application_rule = models.CharField(
+        _("who must apply"), max_length=32, choices=ApplicationRule.choices, default=ApplicationRule.REQUIRED
+    )
+    # A list of PayoutMethod values (JSON, not ArrayField: the zero-config first run is on SQLite).
+    payout_methods = models.JSONField(_("allowed payout methods"), default=list, blank=True)
+    default_payout_method = models.CharField(
+        _("default payout method"), max_length=32, choices=PayoutMethod.choices, blank=True
+    )
+    # Maker-checker: a claim above this needs a second approver; empty = never.
+    second_approval_above_jpy = models.PositiveIntegerField(_("second approval above (JPY)"), null=True, blank=True)
+    auto_approve_max_jpy = models.PositiveIntegerField(_("auto-approve up to (JPY)"), default=0)
+    qa_sample_percent = models.PositiveSmallIntegerField(
+        _("QA sample (%)"), default=0, validators=[MaxValueValidator(100)]
+    )
+
+    class Meta:
+        verbose_name = _("program")
+        verbose_name_plural = _("programs")
+        permissions = [
+            ("run_program", _("Can preview and run a program's eligibility computation")),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(qa_sample_percent__lte=100), name="program_qa_sample_percent"),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    def typed_parameters(self) -> PolicyParameters:
+        """The policy's parameter dataclass (SPEC defaults for missing keys); ParameterError if invalid."""
+        return parameters_for(self.policy, self.parameters)
+
+    def can_run(self) -> bool:
+        return self.status != self.Status.CLOSED
+
+    def clean(self) -> None:
+        errors: dict[str, Any] = {}
+        try:
+            self.typed_parameters()
+        except ParameterError as exc:
+            errors["parameters"] = [f"{field}: {message}" for field, message in exc.errors.items()]
+        unknown = [m for m in self.payout_methods or [] if m not in PayoutMethod.values]
+        if not isinstance(self.payout_methods, list) or unknown:
+            errors["payout_methods"] = _("unknown payout methods: %(methods)s") % {"methods": unknown}
+        elif self.default_payout_method and self.default_payout_method not in self.payout_methods:
+            errors["default_payout_method"] = _("must be one of the allowed payout methods")
+        if self.application_deadline and self.receipt_deadline and self.receipt_deadline < self.application_deadline:
+            errors["receipt_deadline"] = _("must not be before the application deadline")
+        if errors:
+            raise ValidationError(errors)
 
 
 @decision_history()
@@ -99,3 +165,183 @@ class Submission(models.Model):
 
     def __str__(self) -> str:
         return self.submission_id
+
+
+class ClaimStatus(models.TextChoices):
+    COMPUTED = "computed", _("Computed")
+    PENDING_REVIEW = "pending_review", _("Pending review")
+    INFO_REQUESTED = "info_requested", _("Information requested")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+    NEEDS_REREVIEW = "needs_rereview", _("Needs re-review (source data changed after a decision)")
+
+    @classmethod
+    def decided(cls) -> frozenset[str]:
+        """Statuses whose amount a person has decided on: a recomputation must not change it silently."""
+        return frozenset({cls.APPROVED, cls.REJECTED})
+
+
+@decision_history()
+class Claim(models.Model):
+    """One subject's case under one program: the engine's entitlement plus the review decision."""
+
+    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="claims")
+    # A customer id, coupon inquiry number or charge id (Policy.subject_kind).
+    subject = models.CharField(_("subject"), max_length=ID_LENGTH)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # Who receives the money: the payer of the charge when that differs from the user (SPEC).
+    payee = models.ForeignKey(Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    status = models.CharField(_("status"), max_length=16, choices=ClaimStatus.choices, default=ClaimStatus.COMPUTED)
+    eligible = models.BooleanField(_("eligible"), default=False)
+    # Stable code of why not eligible (claims.engine.types.Reason); blank when eligible.
+    reason = models.CharField(_("reason"), max_length=64, blank=True)
+    amount_jpy = models.PositiveIntegerField(_("amount (JPY)"), default=0)
+    # The amount a reviewer approved; kept when a recomputation moves amount_jpy (needs_rereview).
+    approved_amount_jpy = models.PositiveIntegerField(_("approved amount (JPY)"), null=True, blank=True)
+    official_submission = models.ForeignKey(
+        Submission, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    payout_method = models.CharField(_("payout method"), max_length=32, choices=PayoutMethod.choices, blank=True)
+    # Refunds: the refund request must reach the payment provider by the end of this JST day.
+    provider_request_due_on = models.DateField(_("provider request due on"), null=True, blank=True)
+    # What the customer is told beyond the amount (e.g. how to ask the app store for the refund).
+    note = models.TextField(_("note"), blank=True)
+    computed_at = models.DateTimeField(_("computed at"))
+    prepared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("claim")
+        verbose_name_plural = _("claims")
+        constraints = [
+            models.UniqueConstraint(fields=["program", "subject"], name="claim_program_subject_unique"),
+        ]
+        indexes = [models.Index(fields=["program", "status", "eligible"], name="claim_program_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.program_id}:{self.subject}"
+
+    def can_submit_for_review(self) -> bool:
+        return self.status in (ClaimStatus.COMPUTED, ClaimStatus.INFO_REQUESTED, ClaimStatus.NEEDS_REREVIEW)
+
+    def can_request_info(self) -> bool:
+        return self.status == ClaimStatus.PENDING_REVIEW
+
+    def can_approve(self) -> bool:
+        return self.eligible and self.status in (ClaimStatus.PENDING_REVIEW, ClaimStatus.NEEDS_REREVIEW)
+
+    def can_reject(self) -> bool:
+        return self.status in (ClaimStatus.PENDING_REVIEW, ClaimStatus.NEEDS_REREVIEW, ClaimStatus.INFO_REQUESTED)
+
+    def can_recompute_silently(self) -> bool:
+        """Whether a recomputation may change the amount without sending the claim back to review."""
+        return self.status not in ClaimStatus.decided()
+
+
+@decision_history()
+class ClaimLine(models.Model):
+    """One line of a claim's breakdown, naming the rule that produced it.
+
+    `amount_jpy` is what is paid for the line; an excluded line (its grant key already compensated by
+    another program) is kept with amount 0 and `excluded_reason` so the breakdown explains itself.
+    """
+
+    claim = models.ForeignKey(Claim, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveSmallIntegerField(_("position"))
+    label = models.CharField(_("label"), max_length=200)
+    amount_jpy = models.IntegerField(_("amount (JPY)"))
+    rule = models.CharField(_("rule"), max_length=64)
+    grant_key = models.CharField(_("grant key"), max_length=160, blank=True)
+    excluded_reason = models.CharField(_("excluded because"), max_length=100, blank=True)
+
+    class Meta:
+        verbose_name = _("claim line")
+        verbose_name_plural = _("claim lines")
+        ordering = ["claim", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["claim", "position"], name="claim_line_position_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label}={self.amount_jpy}"
+
+
+@decision_history()
+class Grant(models.Model):
+    """ "This program compensates this thing": one row per grant key across ALL programs.
+
+    The UNIQUE grant_key is what makes double compensation impossible, whatever the programs'
+    configuration and however runs interleave: the second INSERT of a key loses in the database.
+    Keys: `sub-month:<subscription_id>:<YYYY-MM>`, `charge:<charge_id>`, `coupon:<inquiry_number>`,
+    `coupon-tx:<transaction_id>`.
+    """
+
+    grant_key = models.CharField(_("grant key"), max_length=160, unique=True)
+    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="grants")
+    # The claim is (program, subject); kept as the subject so a grant can be taken before the claim row exists.
+    subject = models.CharField(_("subject"), max_length=ID_LENGTH)
+    amount_jpy = models.IntegerField(_("amount (JPY)"))
+    created_at = models.DateTimeField(_("created at"))
+
+    class Meta:
+        verbose_name = _("grant")
+        verbose_name_plural = _("grants")
+        indexes = [models.Index(fields=["program", "subject"], name="grant_program_subject_idx")]
+
+    def __str__(self) -> str:
+        return self.grant_key
+
+
+@decision_history()
+class CouponPaymentConfirmation(models.Model):
+    """An agent's record that the store confirmed a class-B1 payment (paid cash, coupon charged too)."""
+
+    transaction = models.OneToOneField(
+        "customers.CouponTransaction", on_delete=models.PROTECT, related_name="store_confirmation"
+    )
+    confirmed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    confirmed_at = models.DateTimeField(_("confirmed at"))
+    store_contact = models.CharField(_("store contact"), max_length=200, blank=True)
+    note = models.TextField(_("note"), blank=True)
+
+    class Meta:
+        verbose_name = _("store confirmation of a coupon payment")
+        verbose_name_plural = _("store confirmations of coupon payments")
+
+    def __str__(self) -> str:
+        return str(self.transaction_id)
+
+
+class ProgramRun(models.Model):
+    """Progress of one eligibility run, for the admin (not a money row: no audit history)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="runs")
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.QUEUED)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    total = models.PositiveIntegerField(_("subjects"), default=0)
+    processed = models.PositiveIntegerField(_("processed"), default=0)
+    created = models.PositiveIntegerField(_("claims created"), default=0)
+    updated = models.PositiveIntegerField(_("claims updated"), default=0)
+    sent_to_rereview = models.PositiveIntegerField(_("sent to re-review"), default=0)
+    queued_at = models.DateTimeField(_("queued at"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        verbose_name = _("program run")
+        verbose_name_plural = _("program runs")
+        ordering = ["-queued_at"]
+
+    def __str__(self) -> str:
+        return f"{self.program_id} run {self.pk} ({self.status})"

@@ -1,0 +1,161 @@
+"""`login-outage-2024`: monthly fees from the plan's first covered month to the month of first login.
+
+Rule `login-outage-month` (one line per subscription and covered month):
+    amount = sum of the subscription's non-promotional charges whose service period starts in that
+    JST month. Charges are whole yen, so no rounding happens (a sum of integers is exact).
+    Last covered month = JST month of the first login at or after `restored_at`, or `cap_month` when
+    there is none or it is later. Covered months = plan's first covered month .. last, inclusive
+    (none when the first login came before the first covered month).
+
+Set-based: one statement computes every customer's lines (first login per customer via GROUP BY/min,
+joined to subscriptions of covered plans and their charges, aggregated per customer); one more fetches
+the official submissions; a third explains the (few) submitters without lines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from claims.engine.common import (
+    OfficialSubmission,
+    application_reason,
+    fetch_all,
+    official_submissions,
+    payout_method_for,
+)
+from claims.engine.types import Entitlement, Line, Reason
+from claims.models import Program
+from claims.parameters import LoginOutageParameters
+from support_portal.core.business_days import BusinessCalendar
+
+RULE = "login-outage-month"
+
+LINES_SQL = """
+WITH first_login AS (
+    SELECT customer_id, min(logged_in_at) AS first_at
+      FROM customers_login
+     WHERE logged_in_at >= %(restored_at)s
+     GROUP BY customer_id
+),
+plan_start AS (
+    SELECT * FROM unnest(%(plans)s::text[], %(first_months)s::date[]) AS t(plan_id, first_month)
+),
+covered AS (
+    SELECT s.customer_id, s.subscription_id, s.plan_id,
+           date_trunc('month', c.period_start)::date AS month,
+           sum(c.amount_jpy) AS amount
+      FROM customers_subscription s
+      JOIN plan_start ps ON ps.plan_id = s.plan_id
+      JOIN customers_charge c ON c.subscription_id = s.subscription_id
+      LEFT JOIN first_login fl ON fl.customer_id = s.customer_id
+     WHERE NOT c.promotional
+       AND c.period_start >= ps.first_month
+       AND c.period_start < (
+             LEAST(COALESCE((date_trunc('month', fl.first_at AT TIME ZONE 'Asia/Tokyo'))::date, %(cap)s::date),
+                   %(cap)s::date)
+             + interval '1 month')
+     GROUP BY s.customer_id, s.subscription_id, s.plan_id, month
+    HAVING sum(c.amount_jpy) > 0
+)
+SELECT customer_id,
+       array_agg(subscription_id ORDER BY month, subscription_id),
+       array_agg(plan_id ORDER BY month, subscription_id),
+       array_agg(month ORDER BY month, subscription_id),
+       array_agg(amount ORDER BY month, subscription_id)
+  FROM covered
+ GROUP BY customer_id
+"""
+
+# For submitters without lines only: does the customer exist, hold a covered plan, and could any
+# month be covered at all (first login not before the plan's first covered month)?
+EXPLAIN_SQL = """
+WITH asked AS (SELECT unnest(%(subjects)s::text[]) AS customer_id),
+plan_start AS (
+    SELECT * FROM unnest(%(plans)s::text[], %(first_months)s::date[]) AS t(plan_id, first_month)
+)
+SELECT a.customer_id,
+       EXISTS (SELECT 1 FROM customers_customer cu WHERE cu.customer_id = a.customer_id),
+       EXISTS (
+           SELECT 1
+             FROM customers_subscription s
+             JOIN plan_start ps ON ps.plan_id = s.plan_id
+            WHERE s.customer_id = a.customer_id
+              AND ps.first_month <= LEAST(
+                    COALESCE((SELECT (date_trunc('month', min(l.logged_in_at) AT TIME ZONE 'Asia/Tokyo'))::date
+                                FROM customers_login l
+                               WHERE l.customer_id = a.customer_id AND l.logged_in_at >= %(restored_at)s),
+                             %(cap)s::date),
+                    %(cap)s::date)
+       )
+  FROM asked a
+"""
+
+
+def month_label(month: dt.date) -> str:
+    return f"{month.year:04d}-{month.month:02d}"
+
+
+def compute(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar) -> list[Entitlement]:
+    params = program.typed_parameters()
+    assert isinstance(params, LoginOutageParameters)
+    plans = sorted(params.first_covered_month_by_plan)
+    sql_params = {
+        "restored_at": params.restored_at,
+        "plans": plans,
+        "first_months": [dt.date(m.year, m.month, 1) for m in (params.first_covered_month_by_plan[p] for p in plans)],
+        "cap": dt.date(params.cap_month.year, params.cap_month.month, 1),
+    }
+    submissions = official_submissions(program)
+    entitlements: list[Entitlement] = []
+    with_lines: set[str] = set()
+    for customer_id, subscription_ids, plan_ids, months, amounts in fetch_all(LINES_SQL, sql_params):
+        with_lines.add(customer_id)
+        lines = [
+            Line(
+                label=f"{month_label(month)} {plan_id}",
+                amount_jpy=int(amount),
+                rule=RULE,
+                grant_key=f"sub-month:{subscription_id}:{month_label(month)}",
+            )
+            for subscription_id, plan_id, month, amount in zip(subscription_ids, plan_ids, months, amounts, strict=True)
+        ]
+        entitlements.append(_entitlement(program, customer_id, lines, submissions.get(customer_id)))
+
+    unexplained = sorted(set(submissions) - with_lines)
+    if unexplained:
+        for customer_id, exists, could_be_covered in fetch_all(EXPLAIN_SQL, {**sql_params, "subjects": unexplained}):
+            if not exists:
+                reason = Reason.UNKNOWN_SUBJECT
+            elif could_be_covered:
+                reason = Reason.NO_CHARGE
+            else:
+                reason = Reason.NOT_COVERED
+            submission = submissions[customer_id]
+            entitlements.append(
+                Entitlement(
+                    subject=customer_id,
+                    customer_id=customer_id if exists else None,
+                    payee_id=customer_id if exists else None,
+                    eligible=False,
+                    reason=reason,
+                    official_submission_id=submission.submission_id,
+                )
+            )
+    return entitlements
+
+
+def _entitlement(
+    program: Program, customer_id: str, lines: list[Line], submission: OfficialSubmission | None
+) -> Entitlement:
+    reason = application_reason(submission, program=program)
+    return Entitlement(
+        subject=customer_id,
+        customer_id=customer_id,
+        # Compensation (not a refund) is paid to the member who could not log in and applied.
+        payee_id=customer_id,
+        eligible=not reason,
+        reason=reason,
+        lines=lines,
+        official_submission_id=submission.submission_id if submission else None,
+        payout_method=payout_method_for(program, submission),
+    )

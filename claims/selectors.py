@@ -1,0 +1,60 @@
+"""Reads of the claims app that matter: the preview (dry run) and its CSV form (FORMATS.md)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from typing import TextIO
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from claims.engine import Entitlement, compute_entitlements
+from claims.models import Program
+from support_portal.core.business_days import BusinessCalendar, business_calendar
+
+DRY_RUN_COLUMNS = ["subject", "eligible", "amount_jpy", "payee", "lines", "reason"]
+
+
+def program_preview(
+    *, program: Program, as_of: dt.datetime | None = None, calendar: BusinessCalendar | None = None
+) -> list[Entitlement]:
+    """Every claim the program would have as of `as_of` (default now); reads only.
+
+    Outside any transaction it runs in a READ ONLY one, so nothing can be written even by mistake.
+    """
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION READ ONLY")
+        return compute_entitlements(
+            program=program, as_of=as_of or timezone.now(), calendar=calendar or business_calendar()
+        )
+
+
+def dry_run_row(entitlement: Entitlement) -> dict[str, str]:
+    """One CSV row. `lines` lists the paid lines `label=amount` joined by `;` (sum == amount_jpy).
+
+    `reason` is the not-eligible code; for an eligible subject some of whose lines another program
+    already covers, it names that (`already_compensated:<slug>`) so the preview shows the exclusion.
+    """
+    paid = [line for line in entitlement.lines if not line.excluded_reason] if entitlement.eligible else []
+    excluded = [line.excluded_reason for line in entitlement.lines if line.excluded_reason]
+    reason = entitlement.reason or (excluded[0] if excluded else "")
+    return {
+        "subject": entitlement.subject,
+        "eligible": "true" if entitlement.eligible else "false",
+        "amount_jpy": str(entitlement.amount_jpy),
+        "payee": entitlement.payee_id or "",
+        "lines": ";".join(f"{line.label}={line.amount_jpy}" for line in paid),
+        "reason": reason,
+    }
+
+
+def dry_run_write_csv(entitlements: list[Entitlement], out: TextIO) -> int:
+    writer = csv.DictWriter(out, fieldnames=DRY_RUN_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for entitlement in entitlements:
+        writer.writerow(dry_run_row(entitlement))
+    return len(entitlements)
