@@ -1,0 +1,1 @@
+"""Demo data: a realistic, deterministic data set in the import formats (FORMATS.md)."""
