@@ -234,6 +234,13 @@ def program_run(
     as_of = as_of or timezone.now()
     calendar = calendar or business_calendar()  # loaded once per run
     with audit_context(actor=actor, job="program_run", program=program.slug), transaction.atomic():
+        # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED: in one transaction that inserts
+        # hundreds of thousands of rows, PostgreSQL re-walks the growing queue of deferred checks at
+        # every statement, which made a run quadratic (20k claims: 36 s deferred vs 6 s immediate).
+        # Every row here is written after the rows it references, so immediate checks are correct.
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         # Lock order: program, grants (sorted keys), claims.
         locked = Program.objects.select_for_update().get(pk=program.pk)
         if not locked.can_run():
