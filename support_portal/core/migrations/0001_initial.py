@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,51 +14,76 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='ClosedDay',
+            name="ClosedDay",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('date', models.DateField(unique=True, verbose_name='date')),
-                ('reason', models.CharField(max_length=200, verbose_name='reason')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("date", models.DateField(unique=True, verbose_name="date")),
+                ("reason", models.CharField(max_length=200, verbose_name="reason")),
             ],
             options={
-                'verbose_name': 'company closed day',
-                'verbose_name_plural': 'company closed days',
-                'ordering': ['date'],
+                "verbose_name": "company closed day",
+                "verbose_name_plural": "company closed days",
+                "ordering": ["date"],
             },
         ),
         migrations.CreateModel(
-            name='WorkerHeartbeat',
+            name="WorkerHeartbeat",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('hostname', models.CharField(max_length=255, unique=True, verbose_name='worker')),
-                ('seen_at', models.DateTimeField(verbose_name='last seen')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("hostname", models.CharField(max_length=255, unique=True, verbose_name="worker")),
+                ("seen_at", models.DateTimeField(verbose_name="last seen")),
             ],
             options={
-                'verbose_name': 'worker heartbeat',
-                'verbose_name_plural': 'worker heartbeats',
+                "verbose_name": "worker heartbeat",
+                "verbose_name_plural": "worker heartbeats",
             },
         ),
         migrations.CreateModel(
-            name='ImportRun',
+            name="ImportRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(choices=[('command', 'Management command'), ('admin', 'Admin upload')], max_length=16, verbose_name='source')),
-                ('file_name', models.CharField(max_length=255, verbose_name='file')),
-                ('sha256', models.CharField(max_length=64, verbose_name='SHA-256')),
-                ('status', models.CharField(choices=[('running', 'Running'), ('succeeded', 'Succeeded'), ('rejected', 'Rejected (bad rows)'), ('failed', 'Failed')], default='running', max_length=16, verbose_name='status')),
-                ('started_at', models.DateTimeField(auto_now_add=True, verbose_name='started at')),
-                ('finished_at', models.DateTimeField(blank=True, null=True, verbose_name='finished at')),
-                ('rows_read', models.BigIntegerField(default=0, verbose_name='rows read')),
-                ('rows_inserted', models.BigIntegerField(default=0, verbose_name='rows inserted')),
-                ('rows_updated', models.BigIntegerField(default=0, verbose_name='rows updated')),
-                ('errors', models.JSONField(blank=True, default=list, verbose_name='errors')),
-                ('error_count', models.IntegerField(default=0, verbose_name='error count')),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("command", "Management command"), ("admin", "Admin upload")],
+                        max_length=16,
+                        verbose_name="source",
+                    ),
+                ),
+                ("file_name", models.CharField(max_length=255, verbose_name="file")),
+                ("sha256", models.CharField(max_length=64, verbose_name="SHA-256")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("rejected", "Rejected (bad rows)"),
+                            ("failed", "Failed"),
+                        ],
+                        default="running",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                ("started_at", models.DateTimeField(auto_now_add=True, verbose_name="started at")),
+                ("finished_at", models.DateTimeField(blank=True, null=True, verbose_name="finished at")),
+                ("rows_read", models.BigIntegerField(default=0, verbose_name="rows read")),
+                ("rows_inserted", models.BigIntegerField(default=0, verbose_name="rows inserted")),
+                ("rows_updated", models.BigIntegerField(default=0, verbose_name="rows updated")),
+                ("errors", models.JSONField(blank=True, default=list, verbose_name="errors")),
+                ("error_count", models.IntegerField(default=0, verbose_name="error count")),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'import run',
-                'verbose_name_plural': 'import runs',
-                'ordering': ['-started_at'],
+                "verbose_name": "import run",
+                "verbose_name_plural": "import runs",
+                "ordering": ["-started_at"],
             },
         ),
     ]
