@@ -51,12 +51,20 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         *_CUSTOMER_LOOKUP,
         "claims.view_submission",
         "claims.add_submission",
+        "claims.view_claim",
+        "claims.view_claimline",
+        "claims.view_couponpaymentconfirmation",
+        "claims.add_couponpaymentconfirmation",
     },
     # Deciding claims is not built yet: for now reviewers read what a decision is based on.
     "reviewer": {
         *_CUSTOMER_LOOKUP,
         "claims.view_program",
         "claims.view_submission",
+        "claims.view_claim",
+        "claims.view_claimline",
+        "claims.view_grant",
+        "claims.view_couponpaymentconfirmation",
     },
     # Programs and deadlines, imports, the company calendar and the beat schedules.
     "manager": {
@@ -64,7 +72,12 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "claims.view_program",
         "claims.add_program",
         "claims.change_program",
+        "claims.run_program",
+        "claims.view_programrun",
         "claims.view_submission",
+        "claims.view_claim",
+        "claims.view_claimline",
+        "claims.view_grant",
         "core.view_importrun",
         "core.add_importrun",
         "core.view_closedday",
@@ -90,6 +103,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "customers.view_charge",
         "claims.view_program",
         "claims.view_submission",
+        "claims.view_claim",
+        "claims.view_claimline",
     },
 }
 

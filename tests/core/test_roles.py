@@ -27,14 +27,35 @@ CUSTOMER_VIEWS = {
 
 # Written out by hand on purpose: a change to ROLE_PERMISSIONS must be made here too, deliberately.
 EXPECTED_ROLES: dict[str, set[str]] = {
-    "agent": CUSTOMER_VIEWS | {"claims.view_submission", "claims.add_submission"},
-    "reviewer": CUSTOMER_VIEWS | {"claims.view_program", "claims.view_submission"},
+    "agent": CUSTOMER_VIEWS
+    | {
+        "claims.view_submission",
+        "claims.add_submission",
+        "claims.view_claim",
+        "claims.view_claimline",
+        "claims.view_couponpaymentconfirmation",
+        "claims.add_couponpaymentconfirmation",
+    },
+    "reviewer": CUSTOMER_VIEWS
+    | {
+        "claims.view_program",
+        "claims.view_submission",
+        "claims.view_claim",
+        "claims.view_claimline",
+        "claims.view_grant",
+        "claims.view_couponpaymentconfirmation",
+    },
     "manager": CUSTOMER_VIEWS
     | {
         "claims.view_program",
         "claims.add_program",
         "claims.change_program",
+        "claims.run_program",
+        "claims.view_programrun",
         "claims.view_submission",
+        "claims.view_claim",
+        "claims.view_claimline",
+        "claims.view_grant",
         "core.view_importrun",
         "core.add_importrun",
         "core.view_closedday",
@@ -59,6 +80,8 @@ EXPECTED_ROLES: dict[str, set[str]] = {
         "customers.view_charge",
         "claims.view_program",
         "claims.view_submission",
+        "claims.view_claim",
+        "claims.view_claimline",
     },
 }
 
@@ -163,8 +186,8 @@ def test_the_migration_creates_the_groups_with_historical_models_on_a_fresh_data
     Permission.objects.filter(
         content_type__app_label__in={"customers", "claims", "core", "django_celery_beat"}
     ).delete()
-    migration = importlib.import_module("support_portal.core.migrations.0002_roles")
-    historical_apps = MigrationExecutor(connection).loader.project_state(("core", "0002_roles"), at_end=True).apps
+    migration = importlib.import_module("support_portal.core.migrations.0004_roles_claims")
+    historical_apps = MigrationExecutor(connection).loader.project_state(("core", "0004_roles_claims"), at_end=True).apps
 
     with connection.schema_editor(atomic=False) as schema_editor:
         migration.sync_roles(historical_apps, schema_editor)
