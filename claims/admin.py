@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
+from claims.engine import EngineNeedsPostgreSQL
 from claims.models import (
     Claim,
     ClaimLine,
@@ -97,6 +98,9 @@ class ProgramAdmin(admin.ModelAdmin):
         except ParameterError as exc:
             self.message_user(request, f"{program.slug}: invalid parameters: {exc}", messages.ERROR)
             return None
+        except EngineNeedsPostgreSQL as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return None
         buffer = io.StringIO()
         dry_run_write_csv(entitlements, buffer)
         response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
@@ -109,7 +113,7 @@ class ProgramAdmin(admin.ModelAdmin):
             try:
                 program.typed_parameters()
                 run = program_run_start(program=program, actor=request.user)
-            except (ParameterError, ProgramNotRunnable) as exc:
+            except (ParameterError, ProgramNotRunnable, EngineNeedsPostgreSQL) as exc:
                 self.message_user(request, f"{program.slug}: {exc}", messages.ERROR)
                 continue
             self.message_user(request, f"{program.slug}: run {run.pk} queued.", messages.SUCCESS)

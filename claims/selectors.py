@@ -9,7 +9,7 @@ from typing import TextIO
 from django.db import connection, transaction
 from django.utils import timezone
 
-from claims.engine import Entitlement, compute_entitlements
+from claims.engine import Entitlement, compute_entitlements, require_postgresql
 from claims.models import Program
 from support_portal.core.business_days import BusinessCalendar, business_calendar
 
@@ -23,6 +23,7 @@ def program_preview(
 
     Outside any transaction it runs in a READ ONLY one, so nothing can be written even by mistake.
     """
+    require_postgresql()
     outermost = not connection.in_atomic_block
     with transaction.atomic():
         if outermost:

@@ -22,7 +22,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection, transaction
 from django.utils import timezone
 
-from claims.engine import Entitlement, Reason, compute_entitlements, finalize
+from claims.engine import Entitlement, Reason, compute_entitlements, finalize, require_postgresql
 from claims.engine.common import fetch_all
 from claims.models import Claim, ClaimLine, ClaimStatus, Program, ProgramRun
 from support_portal.core.audit import audit_context
@@ -231,6 +231,7 @@ def program_run(
     run: ProgramRun | None = None,
 ) -> ProgramRunResult:
     """Computes every claim of the program and writes Claims, ClaimLines and Grants (idempotent)."""
+    require_postgresql()
     as_of = as_of or timezone.now()
     calendar = calendar or business_calendar()  # loaded once per run
     with audit_context(actor=actor, job="program_run", program=program.slug), transaction.atomic():
@@ -372,6 +373,7 @@ def program_run_start(*, program: Program, actor: Actor) -> ProgramRun:
     from claims.tasks import program_run_task  # noqa: PLC0415 - tasks import this module
     from support_portal.core.enqueue import enqueue_on_commit  # noqa: PLC0415
 
+    require_postgresql()
     if not program.can_run():
         raise ProgramNotRunnable(f"program {program.slug} is {program.status}")
     with audit_context(actor=actor), transaction.atomic():

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
+from django.db import connection
+
 from claims.engine import coupon_outage, login_outage, refunds
 from claims.engine.common import fetch_all
 from claims.engine.types import Entitlement, Line, Reason
@@ -39,7 +41,19 @@ def grants_held_elsewhere(program: Program, keys: list[str]) -> dict[str, str]:
     return dict(fetch_all(OTHER_GRANTS_SQL, {"program": program.pk, "keys": keys}))
 
 
+class EngineNeedsPostgreSQL(Exception):
+    """The engine is set-based PostgreSQL SQL; the SQLite first-run default cannot compute programs."""
+
+
+def require_postgresql() -> None:
+    if connection.vendor != "postgresql":
+        raise EngineNeedsPostgreSQL(
+            "program previews and runs need PostgreSQL: set DATABASE_URL=postgres://… (see README, Production)"
+        )
+
+
 def compute_entitlements(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar) -> list[Entitlement]:
+    require_postgresql()
     entitlements = POLICY_ENGINES[program.policy](program=program, as_of=as_of, calendar=calendar)
     keys = sorted({line.grant_key for e in entitlements if e.eligible for line in e.lines if line.grant_key})
     owners = grants_held_elsewhere(program, keys)

@@ -18,6 +18,7 @@ from typing import Any
 
 import pghistory
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import connection
 
 
 def decision_history() -> Callable[[Any], Any]:
@@ -39,6 +40,10 @@ def source_history() -> Callable[[Any], Any]:
 @contextmanager
 def audit_context(*, actor: AbstractBaseUser | AnonymousUser | None, **metadata: Any) -> Iterator[None]:
     """Attributes every change made inside the block to `actor` (None: the system, e.g. a beat job)."""
+    if connection.vendor != "postgresql":
+        # SQLite (first run only) has no audit triggers, and pghistory's context SQL breaks its cursor.
+        yield
+        return
     user_id = actor.pk if actor is not None and actor.is_authenticated else None
     with pghistory.context(user=user_id, **metadata):
         yield

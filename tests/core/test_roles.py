@@ -187,7 +187,8 @@ def test_the_migration_creates_the_groups_with_historical_models_on_a_fresh_data
         content_type__app_label__in={"customers", "claims", "core", "django_celery_beat"}
     ).delete()
     migration = importlib.import_module("support_portal.core.migrations.0004_roles_claims")
-    historical_apps = MigrationExecutor(connection).loader.project_state(("core", "0004_roles_claims"), at_end=True).apps
+    loader = MigrationExecutor(connection).loader
+    historical_apps = loader.project_state(("core", "0004_roles_claims"), at_end=True).apps
 
     with connection.schema_editor(atomic=False) as schema_editor:
         migration.sync_roles(historical_apps, schema_editor)

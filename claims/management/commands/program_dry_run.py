@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from claims.engine import EngineNeedsPostgreSQL
 from claims.models import Program
 from claims.parameters import ParameterError
 from claims.selectors import dry_run_write_csv, program_preview
@@ -25,6 +26,8 @@ class Command(BaseCommand):
             entitlements = program_preview(program=program)
         except ParameterError as exc:
             raise CommandError(f"program {program.slug} has invalid parameters: {exc}") from None
+        except EngineNeedsPostgreSQL as exc:
+            raise CommandError(str(exc)) from None
         with open(options["out"], "w", encoding="utf-8", newline="") as out:
             rows = dry_run_write_csv(entitlements, out)
         eligible = sum(1 for e in entitlements if e.eligible)

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-import pghistory
 from django.db import connection, transaction
 from django.utils import timezone
 
+from support_portal.core.audit import audit_context
 from support_portal.core.imports import postgres, python_path
 from support_portal.core.imports.csv_files import (
     STORED_ERRORS_CAP,
@@ -236,15 +236,8 @@ def _import_file(
                 raise FileRejected(errors, rows_read=0)
             assert header is not None
             on_postgresql = connection.vendor == "postgresql"
-            # Audit rows of updates name the run; the triggers (and pghistory's SQL hook) exist on PostgreSQL only.
-            audit_context = (
-                pghistory.context(
-                    import_run=run.pk, user=actor.pk if actor is not None else None, command="import_records"
-                )
-                if on_postgresql
-                else nullcontext()
-            )
-            with audit_context, transaction.atomic():
+            # Audit rows of updates name the run.
+            with audit_context(actor=actor, import_run=run.pk, command="import_records"), transaction.atomic():
                 if on_postgresql:
 
                     def rewind() -> tuple[Header, _HashingReader]:
