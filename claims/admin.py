@@ -3,21 +3,32 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.contrib.admin.helpers import ActionForm
+from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from claims.engine import EngineNeedsPostgreSQL
 from claims.models import (
     Claim,
+    ClaimDecision,
     ClaimLine,
     CouponPaymentConfirmation,
     Grant,
     PayoutMethod,
     Program,
     ProgramRun,
+    RejectReason,
     Submission,
 )
 from claims.parameters import ParameterError
+from claims.review import (
+    ClaimDecisionRefused,
+    claim_approve,
+    claim_reject,
+    claim_reopen,
+    claim_request_info,
+    claims_bulk_approve,
+)
 from claims.selectors import dry_run_write_csv, program_preview
 from claims.services import ProgramNotRunnable, program_run_start
 from support_portal.core.admin_tools import BigTableAdmin
@@ -25,6 +36,10 @@ from support_portal.core.audit import audit_context
 from support_portal.core.masking import mask_email
 
 RUN_PERMISSION = "claims.run_program"
+APPROVE_PERMISSION = "claims.approve_claim"
+REJECT_PERMISSION = "claims.reject_claim"
+REQUEST_INFO_PERMISSION = "claims.request_info_claim"
+REOPEN_PERMISSION = "claims.reopen_claim"
 
 
 class ProgramForm(forms.ModelForm):
@@ -127,13 +142,86 @@ class ClaimLineInline(admin.TabularInline):
     max_num = 0
 
 
+class ClaimDecisionInline(admin.TabularInline):
+    """The claim's review history, read-only (decisions are only made through the actions)."""
+
+    model = ClaimDecision
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = (
+        "at",
+        "actor",
+        "action",
+        "status_before",
+        "status_after",
+        "amount_jpy",
+        "reason_code",
+        "note",
+    )
+    ordering = ["at", "id"]
+    max_num = 0
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class AmountBandFilter(admin.SimpleListFilter):
+    """The review bands of each claim's own program (auto-approve limit, second-approval threshold)."""
+
+    title = "amount band"
+    parameter_name = "band"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("lowest", "Lowest band (bulk approval)"),
+            ("middle", "One approval"),
+            ("second", "Above the second-approval threshold"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Claim]) -> QuerySet[Claim] | None:
+        lowest = Q(amount_jpy__lte=F("program__auto_approve_max_jpy"))
+        second = Q(
+            program__second_approval_above_jpy__isnull=False, amount_jpy__gt=F("program__second_approval_above_jpy")
+        )
+        if self.value() == "lowest":
+            return queryset.filter(lowest).exclude(second)
+        if self.value() == "middle":
+            return queryset.exclude(lowest).exclude(second)
+        if self.value() == "second":
+            return queryset.filter(second)
+        return None
+
+
+class ReviewActionForm(ActionForm):
+    """The changelist's action bar, plus what a rejection or an information request needs."""
+
+    reason_code = forms.ChoiceField(label="reason", choices=[("", "---------"), *RejectReason.choices], required=False)
+    note = forms.CharField(label="note", required=False, max_length=2000)
+
+
 @admin.register(Claim)
 class ClaimAdmin(BigTableAdmin):
-    list_display = ["subject", "program", "status", "eligible", "amount_jpy", "reason", "payee", "computed_at"]
-    list_filter = ["program", "status", "eligible"]
+    list_display = [
+        "subject",
+        "program",
+        "status",
+        "eligible",
+        "amount_jpy",
+        "approved_amount_jpy",
+        "qa_review",
+        "reason",
+        "payee",
+        "computed_at",
+    ]
+    list_filter = ["program", "status", AmountBandFilter, "qa_review", "eligible"]
     list_select_related = ["program", "payee"]
     search_fields = ["=subject"]
-    inlines = [ClaimLineInline]
+    inlines = [ClaimLineInline, ClaimDecisionInline]
+    action_form = ReviewActionForm
+    actions = ["approve_claims", "bulk_approve_claims", "reject_claims", "request_info_claims", "reopen_claims"]
     readonly_fields = [
         "program",
         "subject",
@@ -144,6 +232,7 @@ class ClaimAdmin(BigTableAdmin):
         "reason",
         "amount_jpy",
         "approved_amount_jpy",
+        "qa_review",
         "official_submission",
         "payout_method",
         "provider_request_due_on",
@@ -159,6 +248,81 @@ class ClaimAdmin(BigTableAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_approve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(APPROVE_PERMISSION)
+
+    def has_reject_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(REJECT_PERMISSION)
+
+    def has_request_info_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(REQUEST_INFO_PERMISSION)
+
+    def has_reopen_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(REOPEN_PERMISSION)
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[Claim], done: str, step: Any) -> None:
+        """Runs one review step per selected claim (ascending id); each refusal is its own error message."""
+        succeeded = 0
+        for claim in queryset.select_related("program").order_by("pk"):
+            try:
+                step(claim)
+            except ClaimDecisionRefused as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            succeeded += 1
+        if succeeded:
+            self.message_user(request, f"{succeeded} claim(s) {done}.", messages.SUCCESS)
+
+    def _form_value(self, request: HttpRequest, name: str) -> str:
+        return str(request.POST.get(name, "")).strip()
+
+    @admin.action(description="Approve selected claims (second approval above the threshold)", permissions=["approve"])
+    def approve_claims(self, request: HttpRequest, queryset: QuerySet[Claim]) -> None:
+        note = self._form_value(request, "note")
+        self._each(
+            request, queryset, "approved", lambda claim: claim_approve(claim=claim, actor=request.user, note=note)
+        )
+
+    @admin.action(description="Bulk-approve selected claims (lowest band only)", permissions=["approve"])
+    def bulk_approve_claims(self, request: HttpRequest, queryset: QuerySet[Claim]) -> None:
+        result = claims_bulk_approve(claim_ids=list(queryset.values_list("pk", flat=True)), actor=request.user)
+        for refusal in result.refused:
+            self.message_user(request, f"{refusal.message} ({refusal.code})", messages.ERROR)
+        if result.approved:
+            self.message_user(
+                request,
+                f"{len(result.approved)} claim(s) approved, {len(result.qa_flagged)} drawn into the QA sample.",
+                messages.SUCCESS,
+            )
+
+    @admin.action(description="Reject selected claims (choose a reason)", permissions=["reject"])
+    def reject_claims(self, request: HttpRequest, queryset: QuerySet[Claim]) -> None:
+        reason = self._form_value(request, "reason_code")
+        note = self._form_value(request, "note")
+        self._each(
+            request,
+            queryset,
+            "rejected",
+            lambda claim: claim_reject(claim=claim, actor=request.user, reason_code=reason, note=note),
+        )
+
+    @admin.action(description="Request information (say what in the note)", permissions=["request_info"])
+    def request_info_claims(self, request: HttpRequest, queryset: QuerySet[Claim]) -> None:
+        note = self._form_value(request, "note")
+        self._each(
+            request,
+            queryset,
+            "put on hold",
+            lambda claim: claim_request_info(claim=claim, actor=request.user, note=note),
+        )
+
+    @admin.action(description="Reopen selected claims for review (say why in the note)", permissions=["reopen"])
+    def reopen_claims(self, request: HttpRequest, queryset: QuerySet[Claim]) -> None:
+        note = self._form_value(request, "note")
+        self._each(
+            request, queryset, "reopened", lambda claim: claim_reopen(claim=claim, actor=request.user, note=note)
+        )
 
 
 @admin.register(Grant)

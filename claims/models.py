@@ -171,14 +171,19 @@ class ClaimStatus(models.TextChoices):
     COMPUTED = "computed", _("Computed")
     PENDING_REVIEW = "pending_review", _("Pending review")
     INFO_REQUESTED = "info_requested", _("Information requested")
+    # Above the program's second_approval_above_jpy: one approval recorded, a second person must approve.
+    AWAITING_SECOND_APPROVAL = "awaiting_second_approval", _("Awaiting second approval")
     APPROVED = "approved", _("Approved")
     REJECTED = "rejected", _("Rejected")
     NEEDS_REREVIEW = "needs_rereview", _("Needs re-review (source data changed after a decision)")
 
     @classmethod
     def decided(cls) -> frozenset[str]:
-        """Statuses whose amount a person has decided on: a recomputation must not change it silently."""
-        return frozenset({cls.APPROVED, cls.REJECTED})
+        """Statuses whose amount a person has decided on: a recomputation must not change it silently.
+
+        A first approval counts: the second approver must approve the amount the first one saw.
+        """
+        return frozenset({cls.APPROVED, cls.REJECTED, cls.AWAITING_SECOND_APPROVAL})
 
 
 @decision_history()
@@ -191,7 +196,7 @@ class Claim(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     # Who receives the money: the payer of the charge when that differs from the user (SPEC).
     payee = models.ForeignKey(Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    status = models.CharField(_("status"), max_length=16, choices=ClaimStatus.choices, default=ClaimStatus.COMPUTED)
+    status = models.CharField(_("status"), max_length=32, choices=ClaimStatus.choices, default=ClaimStatus.COMPUTED)
     eligible = models.BooleanField(_("eligible"), default=False)
     # Stable code of why not eligible (claims.engine.types.Reason); blank when eligible.
     reason = models.CharField(_("reason"), max_length=64, blank=True)
@@ -213,10 +218,18 @@ class Claim(models.Model):
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # Drawn into the QA sample when bulk-approved (program.qa_sample_percent): a person re-checks it.
+    qa_review = models.BooleanField(_("in QA sample"), default=False)
 
     class Meta:
         verbose_name = _("claim")
         verbose_name_plural = _("claims")
+        permissions = [
+            ("approve_claim", _("Can approve claims (first or second approval, bulk approval)")),
+            ("reject_claim", _("Can reject claims")),
+            ("request_info_claim", _("Can request information on claims")),
+            ("reopen_claim", _("Can reopen claims for review")),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["program", "subject"], name="claim_program_subject_unique"),
         ]
@@ -229,17 +242,95 @@ class Claim(models.Model):
         return self.status in (ClaimStatus.COMPUTED, ClaimStatus.INFO_REQUESTED, ClaimStatus.NEEDS_REREVIEW)
 
     def can_request_info(self) -> bool:
-        return self.status == ClaimStatus.PENDING_REVIEW
+        return self.status in (
+            ClaimStatus.PENDING_REVIEW,
+            ClaimStatus.NEEDS_REREVIEW,
+            ClaimStatus.AWAITING_SECOND_APPROVAL,
+        )
 
     def can_approve(self) -> bool:
-        return self.eligible and self.status in (ClaimStatus.PENDING_REVIEW, ClaimStatus.NEEDS_REREVIEW)
+        return self.eligible and self.status in (
+            ClaimStatus.PENDING_REVIEW,
+            ClaimStatus.NEEDS_REREVIEW,
+            ClaimStatus.AWAITING_SECOND_APPROVAL,
+        )
+
+    def can_bulk_approve(self) -> bool:
+        """Bulk approval: eligible, pending (first look) and in the program's lowest band."""
+        return (
+            self.eligible
+            and self.status == ClaimStatus.PENDING_REVIEW
+            and self.amount_jpy <= self.program.auto_approve_max_jpy
+            and not self.needs_second_approval()
+        )
 
     def can_reject(self) -> bool:
-        return self.status in (ClaimStatus.PENDING_REVIEW, ClaimStatus.NEEDS_REREVIEW, ClaimStatus.INFO_REQUESTED)
+        return self.status in (
+            ClaimStatus.PENDING_REVIEW,
+            ClaimStatus.NEEDS_REREVIEW,
+            ClaimStatus.INFO_REQUESTED,
+            ClaimStatus.AWAITING_SECOND_APPROVAL,
+        )
+
+    def can_reopen(self) -> bool:
+        return self.status in (ClaimStatus.INFO_REQUESTED, ClaimStatus.REJECTED)
+
+    def needs_second_approval(self) -> bool:
+        """Maker-checker: above the program's threshold two different people must approve."""
+        threshold = self.program.second_approval_above_jpy
+        return threshold is not None and self.amount_jpy > threshold
 
     def can_recompute_silently(self) -> bool:
         """Whether a recomputation may change the amount without sending the claim back to review."""
         return self.status not in ClaimStatus.decided()
+
+
+class DecisionAction(models.TextChoices):
+    APPROVE = "approve", _("Approve")
+    BULK_APPROVE = "bulk_approve", _("Approve (bulk, lowest band)")
+    REJECT = "reject", _("Reject")
+    REQUEST_INFO = "request_info", _("Request information")
+    REOPEN = "reopen", _("Reopen")
+
+    @classmethod
+    def decisions(cls) -> frozenset[str]:
+        """Actions that decide a claim: whoever took one may not approve the claim afterwards."""
+        return frozenset({cls.APPROVE, cls.BULK_APPROVE, cls.REJECT})
+
+
+class RejectReason(models.TextChoices):
+    NOT_ELIGIBLE = "not_eligible", _("Not eligible under the program's rules")
+    DUPLICATE = "duplicate", _("Duplicate of another claim")
+    INSUFFICIENT_EVIDENCE = "insufficient_evidence", _("Insufficient evidence")
+    FRAUD_SUSPECTED = "fraud_suspected", _("Suspected fraud or stolen payment method")
+    SPECIAL_CIRCUMSTANCES = "special_circumstances", _("Special circumstances (no refund)")
+    APP_STORE = "app_store", _("App-store purchase: the customer asks the store")
+    OTHER = "other", _("Other (see note)")
+
+
+@decision_history()
+class ClaimDecision(models.Model):
+    """One review step on a claim, by one person; the history maker-checker is enforced against."""
+
+    claim = models.ForeignKey(Claim, on_delete=models.PROTECT, related_name="decisions")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(_("action"), max_length=16, choices=DecisionAction.choices)
+    at = models.DateTimeField(_("at"))
+    status_before = models.CharField(_("status before"), max_length=32, choices=ClaimStatus.choices)
+    status_after = models.CharField(_("status after"), max_length=32, choices=ClaimStatus.choices)
+    # The claim's amount when the step was taken (what the person saw).
+    amount_jpy = models.PositiveIntegerField(_("amount (JPY)"))
+    reason_code = models.CharField(_("reason code"), max_length=32, choices=RejectReason.choices, blank=True)
+    note = models.TextField(_("note"), blank=True)
+
+    class Meta:
+        verbose_name = _("claim decision")
+        verbose_name_plural = _("claim decisions")
+        ordering = ["claim", "at", "id"]
+        indexes = [models.Index(fields=["claim", "actor"], name="claim_decision_actor_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.claim_id} {self.action} by {self.actor_id}"
 
 
 @decision_history()

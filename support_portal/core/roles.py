@@ -56,7 +56,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "claims.view_couponpaymentconfirmation",
         "claims.add_couponpaymentconfirmation",
     },
-    # Deciding claims is not built yet: for now reviewers read what a decision is based on.
+    # Reviewers decide claims (approve, reject, request information, reopen) and read what a decision
+    # is based on; maker-checker (claims.review) stops anyone approving their own work.
     "reviewer": {
         *_CUSTOMER_LOOKUP,
         "claims.view_program",
@@ -65,6 +66,11 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "claims.view_claimline",
         "claims.view_grant",
         "claims.view_couponpaymentconfirmation",
+        "claims.approve_claim",
+        "claims.reject_claim",
+        "claims.request_info_claim",
+        "claims.reopen_claim",
+        "claims.view_claimdecision",
     },
     # Programs and deadlines, imports, the company calendar and the beat schedules.
     "manager": {
@@ -78,6 +84,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "claims.view_claim",
         "claims.view_claimline",
         "claims.view_grant",
+        "claims.approve_claim",  # second approvals above a program's threshold
+        "claims.view_claimdecision",
         "core.view_importrun",
         "core.add_importrun",
         "core.view_closedday",

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import factory
 
-from claims.models import CouponPaymentConfirmation, Program, Submission
+from claims.models import Claim, ClaimStatus, CouponPaymentConfirmation, Program, Submission
 from support_portal.customers.models import Coupon, CouponTransaction, Login, UsageEvent
 from tests.factories import CustomerFactory, UserFactory
 
@@ -83,3 +83,36 @@ class CouponPaymentConfirmationFactory(factory.django.DjangoModelFactory[CouponP
     transaction = factory.SubFactory(CouponTransactionFactory)
     confirmed_by = factory.SubFactory(UserFactory)
     confirmed_at = jst(2023, 3, 5, 11)
+
+
+class ReviewProgramFactory(factory.django.DjangoModelFactory[Program]):
+    """A program with review bands: bulk up to ¥1,000, one approval up to ¥10,000, two above."""
+
+    class Meta:
+        model = Program
+
+    slug = factory.Sequence(lambda n: f"review-program-{n}")
+    name = "review bands"
+    policy = "login-outage-2024"
+    status = Program.Status.OPEN
+    application_rule = "not_required"
+    payout_methods = ["atm_cash"]
+    default_payout_method = "atm_cash"
+    auto_approve_max_jpy = 1000
+    second_approval_above_jpy = 10000
+    qa_sample_percent = 0
+
+
+class ClaimFactory(factory.django.DjangoModelFactory[Claim]):
+    """A claim waiting for review, as the engine left it (prepared by the run's actor)."""
+
+    class Meta:
+        model = Claim
+
+    program = factory.SubFactory(ReviewProgramFactory)
+    subject = factory.Sequence(lambda n: f"C9{n:06d}")
+    status = ClaimStatus.PENDING_REVIEW
+    eligible = True
+    amount_jpy = 5000
+    computed_at = jst(2025, 2, 10, 9)
+    prepared_by = None

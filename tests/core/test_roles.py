@@ -44,6 +44,11 @@ EXPECTED_ROLES: dict[str, set[str]] = {
         "claims.view_claimline",
         "claims.view_grant",
         "claims.view_couponpaymentconfirmation",
+        "claims.approve_claim",
+        "claims.reject_claim",
+        "claims.request_info_claim",
+        "claims.reopen_claim",
+        "claims.view_claimdecision",
     },
     "manager": CUSTOMER_VIEWS
     | {
@@ -56,6 +61,8 @@ EXPECTED_ROLES: dict[str, set[str]] = {
         "claims.view_claim",
         "claims.view_claimline",
         "claims.view_grant",
+        "claims.approve_claim",
+        "claims.view_claimdecision",
         "core.view_importrun",
         "core.add_importrun",
         "core.view_closedday",
@@ -186,9 +193,9 @@ def test_the_migration_creates_the_groups_with_historical_models_on_a_fresh_data
     Permission.objects.filter(
         content_type__app_label__in={"customers", "claims", "core", "django_celery_beat"}
     ).delete()
-    migration = importlib.import_module("support_portal.core.migrations.0004_roles_claims")
+    migration = importlib.import_module("support_portal.core.migrations.0005_roles_review")
     loader = MigrationExecutor(connection).loader
-    historical_apps = loader.project_state(("core", "0004_roles_claims"), at_end=True).apps
+    historical_apps = loader.project_state(("core", "0005_roles_review"), at_end=True).apps
 
     with connection.schema_editor(atomic=False) as schema_editor:
         migration.sync_roles(historical_apps, schema_editor)
