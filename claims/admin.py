@@ -30,7 +30,7 @@ from claims.review import (
     claims_bulk_approve,
 )
 from claims.selectors import dry_run_write_csv, program_preview
-from claims.services import ProgramNotRunnable, program_run_start
+from claims.services import ProgramNotRunnable, ProgramStatusRefused, program_run_start, program_set_status
 from support_portal.core.admin_tools import BigTableAdmin
 from support_portal.core.audit import audit_context
 from support_portal.core.masking import mask_email
@@ -96,7 +96,7 @@ class ProgramAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "policy", "status", "application_deadline"]
     list_filter = ["policy", "status"]
     search_fields = ["slug", "name"]
-    actions = ["preview_csv", "run_programs"]
+    actions = ["preview_csv", "run_programs", "move_to_preview", "open_for_applications", "close_applications"]
     inlines = [ProgramRunInline]
 
     def has_run_permission(self, request: HttpRequest) -> bool:
@@ -132,6 +132,28 @@ class ProgramAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{program.slug}: {exc}", messages.ERROR)
                 continue
             self.message_user(request, f"{program.slug}: run {run.pk} queued.", messages.SUCCESS)
+
+    def _set_status(self, request: HttpRequest, queryset: QuerySet[Program], status: str) -> None:
+        """One status change per selected program (ascending id); each refusal is its own error message."""
+        for program in queryset.order_by("pk"):
+            try:
+                program_set_status(program=program, status=status, actor=request.user)
+            except ProgramStatusRefused as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            self.message_user(request, f"{program.slug}: {program.get_status_display()}.", messages.SUCCESS)
+
+    @admin.action(description="Move to preview (from draft)", permissions=["change"])
+    def move_to_preview(self, request: HttpRequest, queryset: QuerySet[Program]) -> None:
+        self._set_status(request, queryset, Program.Status.PREVIEW)
+
+    @admin.action(description="Open for applications (from preview)", permissions=["change"])
+    def open_for_applications(self, request: HttpRequest, queryset: QuerySet[Program]) -> None:
+        self._set_status(request, queryset, Program.Status.OPEN)
+
+    @admin.action(description="Close applications (from open)", permissions=["change"])
+    def close_applications(self, request: HttpRequest, queryset: QuerySet[Program]) -> None:
+        self._set_status(request, queryset, Program.Status.CLOSED)
 
 
 class ClaimLineInline(admin.TabularInline):

@@ -1,5 +1,6 @@
 """Compensation programs and the submissions (applications, requests) made under them."""
 
+import datetime as dt
 from typing import Any
 
 from django.conf import settings
@@ -10,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from claims.parameters import ParameterError, PolicyParameters, parameters_for
 from support_portal.core.audit import decision_history
+from support_portal.core.business_days import end_of_day_jst
 from support_portal.customers.models import ID_LENGTH, Customer
 
 
@@ -122,6 +124,23 @@ class Program(models.Model):
     def can_run(self) -> bool:
         return self.status != self.Status.CLOSED
 
+    def can_set_status(self, status: str) -> bool:
+        """Status transitions: draft → preview → open → closed, and preview back to draft."""
+        return status in PROGRAM_STATUS_TRANSITIONS.get(self.status, frozenset())
+
+    def application_closes_at(self) -> dt.datetime | None:
+        """ "Apply by D" = until D 23:59:59(.999999) JST; None when there is no deadline."""
+        return end_of_day_jst(self.application_deadline) if self.application_deadline else None
+
+    def accepts_applications(self, *, at: dt.datetime) -> bool:
+        """Open, already opened (opens_at) and not past the application deadline at instant `at`."""
+        if self.status != self.Status.OPEN:
+            return False
+        if self.opens_at is not None and at < self.opens_at:
+            return False
+        closes_at = self.application_closes_at()
+        return closes_at is None or at <= closes_at
+
     def clean(self) -> None:
         errors: dict[str, Any] = {}
         try:
@@ -137,6 +156,14 @@ class Program(models.Model):
             errors["receipt_deadline"] = _("must not be before the application deadline")
         if errors:
             raise ValidationError(errors)
+
+
+PROGRAM_STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
+    Program.Status.DRAFT: frozenset({Program.Status.PREVIEW}),
+    Program.Status.PREVIEW: frozenset({Program.Status.DRAFT, Program.Status.OPEN}),
+    Program.Status.OPEN: frozenset({Program.Status.CLOSED}),
+    Program.Status.CLOSED: frozenset(),
+}
 
 
 @decision_history()
@@ -165,6 +192,28 @@ class Submission(models.Model):
 
     def __str__(self) -> str:
         return self.submission_id
+
+
+@decision_history()
+class ApplicationDetails(models.Model):
+    """What a web application form adds to its submission beyond the shared columns (coupon programs).
+
+    A table of its own so the submissions import (COPY with a fixed column list) is unaffected.
+    """
+
+    submission = models.OneToOneField(
+        Submission, on_delete=models.PROTECT, primary_key=True, related_name="application_details"
+    )
+    applicant_name = models.CharField(_("applicant name"), max_length=200, blank=True)
+    prefecture = models.CharField(_("prefecture"), max_length=8, blank=True)
+    travel_date = models.DateField(_("travel date"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("application details")
+        verbose_name_plural = _("application details")
+
+    def __str__(self) -> str:
+        return str(self.submission_id)
 
 
 class ClaimStatus(models.TextChoices):

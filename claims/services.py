@@ -36,6 +36,16 @@ class ProgramNotRunnable(Exception):
     """The program's status does not allow a run (e.g. closed)."""
 
 
+class ProgramStatusRefused(Exception):
+    """A program status change that the transitions do not allow; nothing was changed."""
+
+    def __init__(self, *, program: str, current: str, wanted: str) -> None:
+        super().__init__(f"program {program}: cannot go from {current} to {wanted}")
+        self.program = program
+        self.current = current
+        self.wanted = wanted
+
+
 @dataclasses.dataclass(frozen=True)
 class ProgramRunResult:
     total: int
@@ -366,6 +376,24 @@ def _update_claims(updates: list[tuple[int, str, str, Entitlement, bool]], *, no
             },
         )
         return {row[0] for row in cursor.fetchall()}
+
+
+def program_set_status(*, program: Program, status: str, actor: Actor) -> Program:
+    """Moves a program along draft → preview → open → closed (or preview back to draft); audited.
+
+    The program row is locked first (the lock order of `program_run`), then the transition is checked
+    on the fresh row: two managers clicking at once get one change and one refusal.
+    """
+    if status not in Program.Status.values:
+        raise ProgramStatusRefused(program=program.slug, current=program.status, wanted=status)
+    with audit_context(actor=actor, action="program_set_status"), transaction.atomic():
+        locked = Program.objects.select_for_update().get(pk=program.pk)
+        if not locked.can_set_status(status):
+            raise ProgramStatusRefused(program=locked.slug, current=locked.status, wanted=status)
+        locked.status = status
+        locked.save(update_fields=["status"])
+    program.status = status
+    return locked
 
 
 def program_run_start(*, program: Program, actor: Actor) -> ProgramRun:

@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 admin.site.site_header = "補償・返金バックオフィス"
@@ -8,5 +8,6 @@ admin.site.site_title = "Support Portal"
 
 urlpatterns = [
     path(settings.ADMIN_URL_PATH, admin.site.urls),
+    path("apply/", include("claims.urls")),
     path("", RedirectView.as_view(url=f"/{settings.ADMIN_URL_PATH}", permanent=False)),
 ]
