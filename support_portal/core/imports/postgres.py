@@ -26,8 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pgtrigger
 import psycopg
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, models, transaction
+from pghistory.trigger import Event as HistoryEvent
 
 from support_portal.core.imports.csv_files import BLOCK_SIZE, ErrorList, FileRejected, Header, ReadableBytes
 from support_portal.core.imports.line_check import LineChecker
@@ -222,6 +224,7 @@ class _SetAside:
     table: str
     indexes: tuple[str, ...]  # CREATE INDEX statements
     foreign_keys: tuple[tuple[str, str], ...]  # (name, definition)
+    disabled_triggers: tuple[str, ...] = ()  # audit insert triggers (pgids), off while the table fills
 
 
 def _set_aside_indexes_and_keys(cursor: Any, spec: FileSpec) -> _SetAside:
@@ -229,7 +232,8 @@ def _set_aside_indexes_and_keys(cursor: Any, spec: FileSpec) -> _SetAside:
 
     Building an index once by sorting is far cheaper than growing it row by row, and one set-based
     VALIDATE is far cheaper than a deferred trigger per row. The primary key and unique constraints stay
-    (they are what conflicts are decided by). Names and definitions are kept exactly.
+    (they are what conflicts are decided by). Names and definitions are kept exactly. The audit insert
+    triggers are disabled meanwhile: an import's creates are recorded by its ImportRun (docs/audit.md).
     """
     table = q(spec.table)
     cursor.execute(
@@ -250,12 +254,23 @@ def _set_aside_indexes_and_keys(cursor: Any, spec: FileSpec) -> _SetAside:
         cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {q(name)}")
     if indexes:
         cursor.execute(f"DROP INDEX {', '.join(str(name) for name, _definition in indexes)}")
+    # The table is empty and locked (ACCESS EXCLUSIVE, by the DROPs above) until this file commits, so its
+    # audit insert triggers can be switched off outright rather than merely told to skip each row
+    # (`_ignore_triggers`), which still calls them per row. Transactional: a failure re-enables them.
+    triggers = insert_audit_trigger_ids(spec.model)
+    for pgid in triggers:
+        cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {q(pgid)}")
     return _SetAside(
-        table=table, indexes=tuple(str(definition) for _name, definition in indexes), foreign_keys=foreign_keys
+        table=table,
+        indexes=tuple(str(definition) for _name, definition in indexes),
+        foreign_keys=foreign_keys,
+        disabled_triggers=triggers,
     )
 
 
 def _restore_indexes_and_keys(cursor: Any, set_aside: _SetAside) -> None:
+    for pgid in set_aside.disabled_triggers:
+        cursor.execute(f"ALTER TABLE {set_aside.table} ENABLE TRIGGER {q(pgid)}")
     for definition in set_aside.indexes:
         cursor.execute(definition)
     for name, definition in set_aside.foreign_keys:
@@ -320,9 +335,12 @@ def _try_fast_write(cursor: Any, spec: FileSpec, *, target_empty: bool) -> tuple
     """
     if any(check.enforced_by is None for check in spec.row_checks):
         return None
+    # Into an empty table a plain INSERT is written (no conflict to decide), and its primary key or
+    # unique constraint refuses a repeated id by itself: no separate duplicate check.
+    plain_insert = target_empty and _id_is_unique(spec)
     try:
         with transaction.atomic():
-            if spec.id_column is not None:
+            if spec.id_column is not None and not plain_insert:
                 cursor.execute(f"SELECT EXISTS ({_duplicate_ids_query(spec.id_column)})")
                 if cursor.fetchone()[0]:
                     raise _NotPlain
@@ -330,7 +348,7 @@ def _try_fast_write(cursor: Any, spec: FileSpec, *, target_empty: bool) -> tuple
                 raise _NotPlain
             if target_empty:
                 restore = _set_aside_indexes_and_keys(cursor, spec)
-                counts = _upsert(cursor, spec)
+                counts = _insert_all(cursor, spec) if plain_insert else _upsert(cursor, spec)
                 _restore_indexes_and_keys(cursor, restore)
             else:
                 keys = _foreign_key_names(cursor, spec)
@@ -574,11 +592,76 @@ def _subject_check(spec: FileSpec, column: BoundColumn, ref: str, p: Params, joi
 # --- Writing ------------------------------------------------------------------------------------
 
 
+def _id_is_unique(spec: FileSpec) -> bool:
+    id_column = spec.id_column
+    return id_column is not None and bool(id_column.field.primary_key or id_column.field.unique)
+
+
+def _insert_all(cursor: Any, spec: FileSpec) -> tuple[int, int]:
+    """Every staged row, into an empty table: a plain INSERT (no anti-join, no ON CONFLICT arbitration)."""
+    sql, params = insert_query(spec)
+    cursor.execute(sql, params)
+    return int(cursor.rowcount), 0
+
+
 def _upsert(cursor: Any, spec: FileSpec) -> tuple[int, int]:
     sql, params = upsert_query(spec)
+    ignored = insert_audit_trigger_ids(spec.model)
+    if ignored:
+        _ignore_triggers(cursor, ignored)
     cursor.execute(sql, params)
     inserted, updated = cursor.fetchone()
+    if ignored:
+        # Only on success: a failed statement rolls back its (sub)transaction, and the setting with it.
+        _ignore_triggers(cursor, ())
     return int(inserted), int(updated)
+
+
+def insert_audit_trigger_ids(model: type[models.Model]) -> tuple[str, ...]:
+    """The model's audit *insert* triggers (pghistory), as PostgreSQL names them.
+
+    Rows an import creates are recorded by its ImportRun (who, when, the file's SHA-256, counts), not one
+    audit event per row (docs/audit.md), so the import's own INSERT skips these; its updates and every
+    later change still fire the update and delete triggers.
+    """
+    return tuple(
+        sorted(
+            trigger.get_pgid(registered)
+            for registered, trigger in pgtrigger.registry.registered()
+            if registered is model and isinstance(trigger, HistoryEvent) and str(trigger.operation) == "INSERT"
+        )
+    )
+
+
+def _ignore_triggers(cursor: Any, pgids: tuple[str, ...]) -> None:
+    """pgtrigger's ignore mechanism for the next statements of this transaction (empty: none ignored).
+
+    `pgtrigger.ignore()` sets the same transaction-local variable, which every trigger pgtrigger installs
+    checks first (`_pgtrigger_should_ignore(TG_NAME)`); its execute wrapper cannot carry the named
+    parameters our statements use, so the variable is set here, around the one INSERT.
+    """
+    cursor.execute("SELECT set_config('pgtrigger.ignore', %s, true)", ["{" + ",".join(pgids) + "}"])
+
+
+def _stored_values(spec: FileSpec, p: Params) -> tuple[list[str], list[str]]:
+    """(target columns, value expressions over the staged row `s`), derived columns included."""
+    targets: list[str] = []
+    values: list[str] = []
+    for column in spec.bound_columns:
+        targets.append(q(column.db_column))
+        values.append(_cast(column, f"s.{q(column.name)}", p))
+    for derived in spec.derived:
+        targets.append(q(spec.derived_db_column(derived)))
+        values.append(f"regexp_replace(s.{q(derived.source)}, {p.add(NON_DIGITS_PATTERN)}, '', 'g')")
+    return targets, values
+
+
+def insert_query(spec: FileSpec) -> tuple[str, dict[str, Any]]:
+    """A plain INSERT of every staged row (for an empty table whose key refuses repeated ids)."""
+    p = Params()
+    targets, values = _stored_values(spec, p)
+    sql = f"INSERT INTO {q(spec.table)} ({', '.join(targets)}) SELECT {', '.join(values)} FROM {q(STAGING_TABLE)} s"
+    return sql, p.values
 
 
 def upsert_query(spec: FileSpec) -> tuple[str, dict[str, Any]]:
@@ -588,14 +671,7 @@ def upsert_query(spec: FileSpec) -> tuple[str, dict[str, Any]]:
     would lock, that is write, every conflicting row even when its WHERE is false.
     """
     p = Params()
-    targets: list[str] = []
-    values: list[str] = []
-    for column in spec.bound_columns:
-        targets.append(q(column.db_column))
-        values.append(_cast(column, f"s.{q(column.name)}", p))
-    for derived in spec.derived:
-        targets.append(q(spec.derived_db_column(derived)))
-        values.append(f"regexp_replace(s.{q(derived.source)}, {p.add(NON_DIGITS_PATTERN)}, '', 'g')")
+    targets, values = _stored_values(spec, p)
     names = [f"c{index}" for index in range(len(targets))]
     staged = (
         f"(SELECT {', '.join(f'{value} AS {name}' for value, name in zip(values, names, strict=True))} "

@@ -272,6 +272,43 @@ def test_changed_charge_amount_updates_one_row_with_before_and_after_audit(good_
     assert events[0].pgh_context.metadata["command"] == "import_records"
 
 
+def test_imported_submissions_write_no_insert_events_but_updates_are_audited(good_dir: Path, tmp_path: Path) -> None:
+    submission_events = apps.get_model("claims", "SubmissionEvent")
+    # Given the good directory imported (a first load: submissions go into an empty table)
+    import_dir(good_dir)
+    # Then the created submissions are recorded by their ImportRun, not by insert events
+    assert submission_events.objects.count() == 0
+    assert ImportRun.objects.get(file_name="submissions.csv").rows_inserted == 2
+
+    # When submissions.csv comes again with sub2 changed and a new sub3 (a load into a non-empty table)
+    changed = (
+        GOOD_FILES["submissions.csv"].replace(
+            "sub2,login-outage-2024,c2,2024-06-02T12:00:00,,,,,",
+            "sub2,login-outage-2024,c2,2024-06-02T12:00:00,email,,,,",
+        )
+        + "sub3,login-outage-2024,c1,2024-06-03T12:00:00,,,,,\n"
+    )
+    result = import_dir(write_files(tmp_path / "again", {"submissions.csv": changed}))
+
+    # Then sub3 is inserted without an event, and the update of sub2 is audited naming the import run
+    assert [(o.rows_inserted, o.rows_updated) for o in result.files] == [(1, 1)]
+    events = list(submission_events.objects.order_by("pgh_id"))
+    assert [(event.pgh_label, event.pgh_obj_id, event.channel) for event in events] == [("update", "sub2", "email")]
+    assert events[0].pgh_context.metadata["import_run"] == result.files[0].run_id
+    # And outside the import every insert, update and delete is still recorded
+    program = Program.objects.get(slug="login-outage-2024")
+    submission = Submission.objects.create(
+        submission_id="sub4", program=program, subject="c1", submitted_at=datetime(2024, 6, 4, tzinfo=UTC)
+    )
+    Submission.objects.filter(pk="sub1").update(reason="x")
+    submission.delete()
+    assert list(submission_events.objects.order_by("pgh_id").values_list("pgh_label", "pgh_obj_id"))[1:] == [
+        ("insert", "sub4"),
+        ("update", "sub1"),
+        ("delete", "sub4"),
+    ]
+
+
 BAD_CHARGES = (
     "charge_id,subscription_id,amount_jpy,charged_at,period_start,period_end,payment_method,promotional\n"
     "ch1,s1,550,2024-04-01T10:00:00+09:00,2024-04-01,2024-05-01,,false\n"  # 2: fine
