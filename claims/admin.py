@@ -55,7 +55,6 @@ class ProgramForm(forms.ModelForm):
             "slug",
             "name",
             "policy",
-            "status",
             "parameters",
             "opens_at",
             "application_deadline",
@@ -96,6 +95,8 @@ class ProgramAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "policy", "status", "application_deadline"]
     list_filter = ["policy", "status"]
     search_fields = ["slug", "name"]
+    # Status changes only through program_set_status (the actions), which enforces the transitions.
+    readonly_fields = ["status"]
     actions = ["preview_csv", "run_programs", "move_to_preview", "open_for_applications", "close_applications"]
     inlines = [ProgramRunInline]
 

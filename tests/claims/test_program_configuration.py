@@ -169,3 +169,23 @@ def test_preview_and_run_actions_need_the_run_permission(django_capture_on_commi
         allowed.post(url, {"action": "run_programs", "_selected_action": [program.pk]})
     assert ProgramRun.objects.filter(program=program, status="queued").count() == 1
     assert len(callbacks) == 1
+
+
+def test_admin_change_form_cannot_change_the_status(admin_client):
+    # Given a draft program and its change page (with the runs inline's management form)
+    program = template("cooling-off-7day")
+    assert program.status == "draft"
+    url = f"/admin/claims/program/{program.pk}/change/"
+    page = admin_client.get(url)
+    management = {}
+    for inline in page.context["inline_admin_formsets"]:
+        form = inline.formset.management_form
+        management.update({form.add_prefix(name): value for name, value in form.initial.items()})
+
+    # When a superuser posts the change form with status=open (the field is read-only)
+    response = admin_client.post(url, {**form_data(program, status="open", name="renamed"), **management})
+
+    # Then the other fields save but the status stays: only the transition actions change it
+    assert response.status_code == 302
+    program.refresh_from_db()
+    assert (program.name, program.status) == ("renamed", "draft")
