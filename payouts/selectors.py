@@ -1,0 +1,29 @@
+"""Read-only queries over payouts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from claims.models import ClaimStatus
+from payouts.models import Payout, PayoutSecret, PayoutStatus
+from payouts.providers import registered_methods
+
+
+def payout_ids_due_for_issue(*, older_than: dt.datetime, limit: int) -> list[int]:
+    """Payouts still `created`, last touched at or before `older_than`, whose claim is approved and whose
+    method has a provider — one set-based query, ascending id."""
+    return list(
+        Payout.objects.filter(
+            status=PayoutStatus.CREATED,
+            updated_at__lte=older_than,
+            method__in=registered_methods(),
+            claim__status=ClaimStatus.APPROVED,
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def payout_masked_code(*, payout: Payout) -> str:
+    """The masked code or URL of an issued payout ('' when none); never decrypts."""
+    return PayoutSecret.objects.filter(payout=payout).values_list("masked", flat=True).first() or ""
