@@ -5,13 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv system-deps run test test-fast lint typecheck migrations-check check-deploy messages demo-data bench-import clean
+.PHONY: help venv system-deps run test test-fast lint typecheck migrations-check check-deploy messages demo-data bench-import bench-claims clean
 
 help:
 	@echo "make run         - set up, load demo data once, run web + Celery worker + beat (Ctrl-C stops all)"
 	@echo "make test        - full suite on a throwaway PostgreSQL + Redis it starts and removes"
 	@echo "make lint        - ruff + mypy + makemigrations --check"
 	@echo "make bench-import N=1000000 - import benchmark (see docs/benchmarks.md)"
+	@echo "make bench-claims N=1000000 - login-outage-2024 preview/run benchmark (see docs/benchmarks.md)"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON_FOR_VENV)" || { echo "No Python >= 3.12 found (see README)"; exit 1; }
@@ -51,11 +52,16 @@ check-deploy: $(STAMP)
 	DJANGO_SETTINGS_MODULE=support_portal.settings.production \
 	DJANGO_SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))') \
 	DJANGO_ALLOWED_HOSTS=backoffice.example.jp DATABASE_URL=postgres://u:p@db.invalid/portal \
-	DJANGO_ADMIN_URL=ops-7f3a/ $(PY) manage.py check --deploy --fail-level WARNING
+	DJANGO_ADMIN_URL=ops-7f3a/ PAYOUT_ENCRYPTION_KEY=$$($(PY) -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
+	$(PY) manage.py check --deploy --fail-level WARNING
 
 bench-import: $(STAMP)
 	PG_SETTINGS="-c shared_buffers=2GB -c max_wal_size=8GB -c maintenance_work_mem=1GB -c work_mem=64MB" \
 	  scripts/with-services $(PY) bench/import_records.py --customers $${N:-1000000}
+
+bench-claims: $(STAMP)
+	PG_SETTINGS="-c shared_buffers=2GB -c max_wal_size=8GB -c maintenance_work_mem=1GB -c work_mem=64MB" \
+	  scripts/with-services $(PY) bench/claims_login_outage.py --customers $${N:-1000000}
 
 clean:
 	rm -rf $(VENV) var db.sqlite3

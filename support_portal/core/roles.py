@@ -113,6 +113,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "claims.view_submission",
         "claims.view_claim",
         "claims.view_claimline",
+        "payouts.view_payout",
+        "payouts.view_payouttransition",
     },
 }
 

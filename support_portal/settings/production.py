@@ -1,6 +1,9 @@
 """Production: refuses to start without its secrets, PostgreSQL only, every deploy check satisfied.
 
-Required: DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS, DATABASE_URL (postgres). Recommended: REDIS_URL,
+PAYOUT_ENCRYPTION_KEY: Fernet key(s), comma-separated for rotation; payout codes are encrypted with it.
+
+Required: DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS, DATABASE_URL (postgres), PAYOUT_ENCRYPTION_KEY
+(Fernet key(s), comma-separated for rotation: payout codes are encrypted at rest with it). Recommended: REDIS_URL,
 DJANGO_ADMIN_URL (a path that is not /admin/), DJANGO_CSRF_TRUSTED_ORIGINS.
 """
 
@@ -9,9 +12,8 @@ from django.core.exceptions import ImproperlyConfigured
 from .base import *  # noqa: F403
 from .base import DATABASES, env
 
-_missing = [
-    name for name in ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL") if not env.str(name, default="")
-]
+_REQUIRED = ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL", "PAYOUT_ENCRYPTION_KEY")
+_missing = [name for name in _REQUIRED if not env.str(name, default="")]
 if _missing:
     raise ImproperlyConfigured(f"Production settings need these environment variables: {', '.join(_missing)}")
 

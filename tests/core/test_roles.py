@@ -89,6 +89,8 @@ EXPECTED_ROLES: dict[str, set[str]] = {
         "claims.view_submission",
         "claims.view_claim",
         "claims.view_claimline",
+        "payouts.view_payout",
+        "payouts.view_payouttransition",
     },
 }
 
@@ -193,9 +195,9 @@ def test_the_migration_creates_the_groups_with_historical_models_on_a_fresh_data
     Permission.objects.filter(
         content_type__app_label__in={"customers", "claims", "core", "django_celery_beat"}
     ).delete()
-    migration = importlib.import_module("support_portal.core.migrations.0005_roles_review")
+    migration = importlib.import_module("support_portal.core.migrations.0006_roles_payouts")
     loader = MigrationExecutor(connection).loader
-    historical_apps = loader.project_state(("core", "0005_roles_review"), at_end=True).apps
+    historical_apps = loader.project_state(("core", "0006_roles_payouts"), at_end=True).apps
 
     with connection.schema_editor(atomic=False) as schema_editor:
         migration.sync_roles(historical_apps, schema_editor)

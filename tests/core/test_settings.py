@@ -15,6 +15,7 @@ PRODUCTION_ENV = {
     "DJANGO_ALLOWED_HOSTS": "backoffice.example.jp",
     "DATABASE_URL": "postgres://portal:secret@db.internal:5432/portal",
     "DJANGO_ADMIN_URL": "ops-7f3a/",
+    "PAYOUT_ENCRYPTION_KEY": "x6rn9mV0M0r0mbmqV8Sg2yLqNn7m4k0oJg0gYz6o9bE=",
 }
 
 
@@ -37,7 +38,9 @@ def test_check_deploy_is_clean_under_production_settings():
     assert "System check identified no issues (0 silenced)." in result.stdout
 
 
-@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL"])
+@pytest.mark.parametrize(
+    "missing", ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL", "PAYOUT_ENCRYPTION_KEY"]
+)
 def test_production_refuses_to_start_without_each_secret(missing):
     env = {k: v for k, v in PRODUCTION_ENV.items() if k != missing}
     result = _manage("check", env=env)
