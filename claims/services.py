@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from claims.engine import Entitlement, Reason, compute_entitlements, finalize, require_postgresql
 from claims.engine.common import fetch_all
-from claims.models import Claim, ClaimLine, ClaimStatus, Program, ProgramRun
+from claims.models import ClaimLine, ClaimStatus, Program, ProgramRun
 from support_portal.core.audit import audit_context
 from support_portal.core.business_days import BusinessCalendar, business_calendar
 
@@ -208,19 +208,78 @@ def _claim_values(entitlement: Entitlement) -> dict[str, Any]:
     }
 
 
-def _line_rows(claim_id: int, entitlement: Entitlement) -> list[ClaimLine]:
-    return [
-        ClaimLine(
-            claim_id=claim_id,
-            position=position,
-            label=line.label,
-            amount_jpy=line.amount_jpy,
-            rule=line.rule,
-            grant_key=line.grant_key,
-            excluded_reason=line.excluded_reason,
-        )
+INSERT_CLAIMS_SQL = """
+INSERT INTO claims_claim (program_id, subject, customer_id, payee_id, status, eligible, reason, amount_jpy,
+                          approved_amount_jpy, official_submission_id, payout_method, provider_request_due_on,
+                          note, computed_at, prepared_by_id, decided_by_id, qa_review)
+SELECT %(program)s, t.subject, t.customer_id, t.payee_id, %(status)s, t.eligible, t.reason, t.amount_jpy,
+       NULL, t.official_submission_id, t.payout_method, t.provider_request_due_on,
+       t.note, %(now)s, %(prepared_by)s, NULL, false
+  FROM unnest(%(subjects)s::text[], %(customers)s::text[], %(payees)s::text[], %(eligible)s::boolean[],
+              %(reasons)s::text[], %(amounts)s::int[], %(submissions)s::text[], %(payout_methods)s::text[],
+              %(due)s::date[], %(notes)s::text[])
+       WITH ORDINALITY AS t(subject, customer_id, payee_id, eligible, reason, amount_jpy, official_submission_id,
+                            payout_method, provider_request_due_on, note, n)
+ ORDER BY t.n
+RETURNING id, subject
+"""
+
+INSERT_LINES_SQL = """
+INSERT INTO claims_claimline (claim_id, position, label, amount_jpy, rule, grant_key, excluded_reason)
+SELECT * FROM unnest(%(claims)s::bigint[], %(positions)s::int[], %(labels)s::text[], %(amounts)s::int[],
+                     %(rules)s::text[], %(keys)s::text[], %(excluded)s::text[])
+"""
+
+
+def _insert_claims(
+    batch: list[Entitlement], *, program: Program, prepared_by_id: Any, now: dt.datetime
+) -> dict[str, int]:
+    """One INSERT … SELECT FROM unnest(…) per batch (what bulk_create wrote, without building models)."""
+    values = [_claim_values(e) for e in batch]
+    rows = fetch_all(
+        INSERT_CLAIMS_SQL,
+        {
+            "program": program.pk,
+            "status": ClaimStatus.COMPUTED,
+            "now": now,
+            "prepared_by": prepared_by_id,
+            "subjects": [e.subject for e in batch],
+            "customers": [v["customer_id"] for v in values],
+            "payees": [v["payee_id"] for v in values],
+            "eligible": [v["eligible"] for v in values],
+            "reasons": [v["reason"] for v in values],
+            "amounts": [v["amount_jpy"] for v in values],
+            "submissions": [v["official_submission_id"] for v in values],
+            "payout_methods": [v["payout_method"] for v in values],
+            "due": [v["provider_request_due_on"] for v in values],
+            "notes": [v["note"] for v in values],
+        },
+    )
+    return {subject: claim_id for claim_id, subject in rows}
+
+
+def _insert_lines(claims: list[tuple[int, Entitlement]]) -> None:
+    """The lines of the given claims, numbered from 1 in the entitlement's order, in one INSERT."""
+    rows = [
+        (claim_id, position, line)
+        for claim_id, entitlement in claims
         for position, line in enumerate(entitlement.lines, start=1)
     ]
+    if not rows:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            INSERT_LINES_SQL,
+            {
+                "claims": [claim_id for claim_id, _p, _l in rows],
+                "positions": [position for _c, position, _l in rows],
+                "labels": [line.label for _c, _p, line in rows],
+                "amounts": [line.amount_jpy for _c, _p, line in rows],
+                "rules": [line.rule for _c, _p, line in rows],
+                "keys": [line.grant_key for _c, _p, line in rows],
+                "excluded": [line.excluded_reason for _c, _p, line in rows],
+            },
+        )
 
 
 def _known_customers(entitlements: list[Entitlement]) -> set[str]:
@@ -301,21 +360,8 @@ def _write_claims(
     prepared_by = actor if actor is not None and actor.is_authenticated else None
     for start in range(0, len(to_create), BATCH_SIZE):
         batch = to_create[start : start + BATCH_SIZE]
-        claims = Claim.objects.bulk_create(
-            [
-                Claim(
-                    program=program,
-                    subject=e.subject,
-                    computed_at=now,
-                    prepared_by_id=prepared_by.pk if prepared_by else None,
-                    **_claim_values(e),
-                )
-                for e in batch
-            ]
-        )
-        ClaimLine.objects.bulk_create(
-            [line for claim, e in zip(claims, batch, strict=True) for line in _line_rows(claim.pk, e)]
-        )
+        ids = _insert_claims(batch, program=program, prepared_by_id=prepared_by.pk if prepared_by else None, now=now)
+        _insert_lines([(ids[e.subject], e) for e in batch])
     for start in range(0, len(to_update), BATCH_SIZE):
         batch_updates = to_update[start : start + BATCH_SIZE]
         updated_ids = _update_claims(batch_updates, now=now)
@@ -326,7 +372,7 @@ def _write_claims(
         ]
         if relined:
             ClaimLine.objects.filter(claim_id__in=[claim_id for claim_id, _e in relined]).delete()
-            ClaimLine.objects.bulk_create([line for claim_id, e in relined for line in _line_rows(claim_id, e)])
+            _insert_lines(relined)
     return ProgramRunResult(
         total=len(entitlements),
         created=len(to_create),

@@ -1,0 +1,281 @@
+"""Claims benchmark (issue 4): login-outage-2024 preview and run against a one-statement SQL floor.
+
+    scripts/with-services .venv/bin/python bench/claims_login_outage.py --customers 1000000
+    make bench-claims N=1000000          # the same with PG_SETTINGS for shared_buffers etc.
+
+Steps: generate the demo data set if missing (cached in bench/out/<N>-<seed>/), create a fresh
+database on the server of DATABASE_URL, migrate it, load the data with `manage.py import_records`
+(untimed here: see bench/import_records.py), open the login-outage-2024 program, then in the same run:
+
+1. floor — ONE hand-written SQL statement (`CREATE TEMP TABLE … AS …`) computing the per-customer
+   totals as SPEC defines them (covered months per plan from the plan's first covered month to
+   min(JST month of the first login at/after restored_at, cap month); non-promotional charges whose
+   period starts in a covered month; only customers with an on-time submission); its customer count
+   and total are checked against the preview's and the run's;
+2. preview — `manage.py program_dry_run login-outage-2024 --out FILE`: wall time, peak RSS;
+3. run — `manage.py program_run login-outage-2024`: wall time, peak RSS;
+4. re-run — the same again over unchanged data (must create and update nothing).
+
+Peak memory is measured as in bench/import_records.py (each command runs under its `--measure` mode
+and reports its own getrusage). PostgreSQL's memory is not included. Results are printed as a
+Markdown table and saved as JSON in bench/out/.
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import import_records as base  # bench/ is not a package: its sibling, by path
+
+ROOT = base.ROOT
+SETTINGS_MODULE = base.SETTINGS_MODULE
+BENCH_DATABASE = "bench_claims"
+PROGRAM = "login-outage-2024"
+TARGET_RATIO = 2.0
+TARGET_SECONDS = 60.0
+TARGET_PEAK_MB = 500
+
+# The floor: one statement, SPEC's rule written out by hand (parameters of migration 0004, literal).
+FLOOR_SQL = """
+CREATE TEMP TABLE floor_totals AS
+WITH plan_start(plan_id, first_month) AS (
+    VALUES ('premium', date '2024-09-01'), ('channel', date '2024-09-01'),
+           ('channel_plus', date '2024-09-01'), ('creator_support', date '2024-09-01'),
+           ('zen_study', date '2024-10-01')
+),
+first_login AS (
+    SELECT customer_id, min(logged_in_at) AS first_at
+      FROM customers_login
+     WHERE logged_in_at >= timestamptz '2024-08-05 00:00:00+09'
+     GROUP BY customer_id
+),
+applicants AS (
+    SELECT DISTINCT subject AS customer_id
+      FROM claims_submission
+     WHERE program_id = 'login-outage-2024'
+       AND submitted_at < timestamptz '2025-02-01 00:00:00+09'
+)
+SELECT s.customer_id, sum(c.amount_jpy)::bigint AS total
+  FROM customers_subscription s
+  JOIN plan_start ps ON ps.plan_id = s.plan_id
+  JOIN applicants a ON a.customer_id = s.customer_id
+  JOIN customers_charge c ON c.subscription_id = s.subscription_id
+  LEFT JOIN first_login fl ON fl.customer_id = s.customer_id
+ WHERE NOT c.promotional
+   AND c.period_start >= ps.first_month
+   AND c.period_start < LEAST(COALESCE(date_trunc('month', fl.first_at AT TIME ZONE 'Asia/Tokyo')::date,
+                                       date '2024-12-01'),
+                              date '2024-12-01') + interval '1 month'
+ GROUP BY s.customer_id
+HAVING sum(c.amount_jpy) > 0
+"""
+
+
+def measure_floor(url: str) -> tuple[float, int, int]:
+    with base.connect(url) as connection:
+        base.checkpoint(connection)
+        started = time.monotonic()
+        connection.execute(FLOOR_SQL)
+        seconds = time.monotonic() - started
+        customers, total = connection.execute("SELECT count(*), COALESCE(sum(total), 0) FROM floor_totals").fetchone()
+    return seconds, int(customers), int(total)
+
+
+def claim_counts(url: str) -> dict[str, int]:
+    query = """
+        SELECT count(c.id), count(*) FILTER (WHERE c.eligible), COALESCE(sum(c.amount_jpy), 0),
+               (SELECT count(*) FROM claims_claimline l JOIN claims_claim c2 ON c2.id = l.claim_id
+                 WHERE c2.program_id = p.id),
+               (SELECT count(*) FROM claims_grant g WHERE g.program_id = p.id)
+          FROM claims_program p LEFT JOIN claims_claim c ON c.program_id = p.id
+         WHERE p.slug = %s
+         GROUP BY p.id
+    """
+    with base.connect(url) as connection:
+        claims, eligible, total, lines, grants = connection.execute(query, (PROGRAM,)).fetchone()
+    return {"claims": claims, "eligible": eligible, "total_jpy": int(total), "lines": lines, "grants": grants}
+
+
+def output_figures(log_path: Path, pattern: str) -> dict[str, int]:
+    match = re.search(pattern, log_path.read_text(encoding="utf-8")) if log_path.exists() else None
+    return {key: int(value) for key, value in match.groupdict().items()} if match else {}
+
+
+PREVIEW_PATTERN = r"(?P<subjects>\d+) subjects, (?P<eligible>\d+) eligible, ¥(?P<total_jpy>\d+)"
+RUN_PATTERN = (
+    r"total=(?P<total>\d+) created=(?P<created>\d+) updated=(?P<updated>\d+) "
+    r"sent_to_rereview=(?P<sent_to_rereview>\d+) unchanged=(?P<unchanged>\d+)"
+)
+
+
+def fmt(value: float | None, pattern: str = "{:.1f}") -> str:
+    return "–" if value is None else pattern.format(value)
+
+
+def print_report(result: dict[str, Any]) -> None:
+    machine = result["machine"]
+    floor = result["floor"]
+    print()
+    print(f"Machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['memory_gb']} GB RAM, ", end="")
+    print(f"PostgreSQL {machine['postgresql']}, Python {machine['python']}")
+    print("PostgreSQL settings: " + ", ".join(f"{k}={v}" for k, v in machine["postgresql_settings"].items()))
+    print(f"Data: {result['customers']:,} customers, seed {result['seed']}; import {result['import_seconds']:.1f} s")
+    print()
+    print("| step | wall s | × floor | peak RSS MB | eligible customers | total ¥ | matches floor | counts |")
+    print("|---|---:|---:|---:|---:|---:|---|---|")
+    print(
+        f"| floor (one SQL statement) | {floor['seconds']:.2f} | 1.00 | – | {floor['customers']:,} | "
+        f"{floor['total_jpy']:,} | – | |"
+    )
+    for step in ("preview", "run", "rerun"):
+        figures = result.get(step)
+        if not figures:
+            continue
+        ratio = figures["seconds"] / floor["seconds"] if floor["seconds"] else None
+        matches = figures["eligible"] == floor["customers"] and figures["total_jpy"] == floor["total_jpy"]
+        print(
+            f"| {step} | {figures['seconds']:.2f} | {fmt(ratio, '{:.2f}')} | {figures['peak_rss_mb']:.0f} | "
+            f"{fmt(figures['eligible'], '{:,}')} | {fmt(figures['total_jpy'], '{:,}')} | "
+            f"{'yes' if matches else 'NO'} | {figures['counts']} |"
+        )
+    run, rerun = result.get("run"), result.get("rerun")
+    if run:
+        ratio_ok = run["seconds"] <= TARGET_RATIO * floor["seconds"]
+        print()
+        print(
+            f"Targets: run within {TARGET_RATIO:.0f}x of the floor: {'met' if ratio_ok else 'NOT met'}; "
+            f"run under {TARGET_SECONDS:.0f} s: {'met' if run['seconds'] < TARGET_SECONDS else 'NOT met'}; "
+            f"peak memory under {TARGET_PEAK_MB} MB: {'met' if run['peak_rss_mb'] < TARGET_PEAK_MB else 'NOT met'}"
+            + (
+                f"; re-run within {TARGET_RATIO:.0f}x of the floor: "
+                f"{'met' if rerun['seconds'] <= TARGET_RATIO * floor['seconds'] else 'NOT met'}"
+                if rerun
+                else ""
+            )
+        )
+
+
+def ensure_data(customers: int, seed: int, workers: int | None) -> Path:
+    from support_portal.core.demo.generator import generate_demo_data, is_complete  # noqa: PLC0415
+
+    directory = ROOT / "bench" / "out" / f"{customers}-{seed}"
+    if is_complete(directory):
+        print(f"Using the cached data set in {directory}")
+    else:
+        print(f"Generating {customers:,} customers into {directory} ...", flush=True)
+        generate_demo_data(directory, customers=customers, seed=seed, workers=workers)
+    return directory
+
+
+def run_benchmark(arguments: argparse.Namespace) -> int:
+    server_url = os.environ.get("DATABASE_URL", "")
+    if not server_url.startswith(("postgres://", "postgresql://")):
+        print("DATABASE_URL must point at PostgreSQL: run under scripts/with-services.", file=sys.stderr)
+        return 2
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE)
+    directory = ensure_data(arguments.customers, arguments.seed, arguments.workers)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    reports = directory.parent / "runs"
+    reports.mkdir(exist_ok=True)
+
+    with base.connect(server_url) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {BENCH_DATABASE}")
+    database_url = base.database_url_for(server_url, BENCH_DATABASE)
+    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE}
+    result: dict[str, Any] = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "customers": arguments.customers,
+        "seed": arguments.seed,
+        "program": PROGRAM,
+    }
+    exit_codes: list[int] = []
+    try:
+        print("Migrating a fresh database ...", flush=True)
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True)
+        result["machine"] = base.machine_description(database_url)
+        print(f"Loading: manage.py import_records {directory}", flush=True)
+        started = time.monotonic()
+        subprocess.run(
+            [sys.executable, "manage.py", "import_records", str(directory)],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        result["import_seconds"] = time.monotonic() - started
+        with base.connect(database_url) as connection:
+            connection.execute("UPDATE claims_program SET status = 'open' WHERE slug = %s", (PROGRAM,))
+            connection.execute("VACUUM ANALYZE")
+
+        print("Floor: one SQL statement ...", flush=True)
+        seconds, customers, total = measure_floor(database_url)
+        result["floor"] = {"seconds": seconds, "customers": customers, "total_jpy": total}
+        print(f"  {seconds:.2f} s: {customers:,} customers, ¥{total:,}", flush=True)
+
+        steps = [
+            ("preview", ["program_dry_run", PROGRAM, "--out", str(reports / f"preview-{stamp}.csv")]),
+            ("run", ["program_run", PROGRAM]),
+            ("rerun", ["program_run", PROGRAM]),
+        ]
+        for step, argv in steps:
+            if arguments.skip_rerun and step == "rerun":
+                continue
+            with base.connect(database_url) as connection:
+                base.checkpoint(connection)
+            print(f"{step}: manage.py {' '.join(argv)}", flush=True)
+            log_path = reports / f"claims-{step}-{stamp}.log"
+            measured = base.run_measured(argv, env, reports / f"claims-{step}.json", log_path)
+            exit_codes.append(measured.exit_code)
+            figures: dict[str, Any] = asdict(measured)
+            if step == "preview":
+                printed = output_figures(log_path, PREVIEW_PATTERN)
+                figures.update(eligible=printed.get("eligible"), total_jpy=printed.get("total_jpy"))
+                figures["counts"] = f"{printed.get('subjects', 0):,} subjects"
+            else:
+                printed = output_figures(log_path, RUN_PATTERN)
+                stored = claim_counts(database_url)
+                figures.update(eligible=stored["eligible"], total_jpy=stored["total_jpy"], stored=stored)
+                figures["result"] = printed
+                figures["counts"] = (
+                    f"{printed.get('created', 0):,} created, {printed.get('updated', 0):,} updated, "
+                    f"{printed.get('unchanged', 0):,} unchanged; {stored['claims']:,} claims, "
+                    f"{stored['lines']:,} lines, {stored['grants']:,} grants"
+                )
+            result[step] = figures
+            if measured.exit_code != 0:
+                break
+    finally:
+        if not arguments.keep_database:
+            with base.connect(server_url) as connection:
+                connection.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+
+    result_path = directory.parent / f"claims-{arguments.customers}-{arguments.seed}-{stamp}.json"
+    result_path.write_text(json.dumps(result, indent=2, default=str))
+    print_report(result)
+    print(f"\nSaved {result_path}")
+    return 0 if all(code == 0 for code in exit_codes) else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=None, help="generator processes")
+    parser.add_argument("--keep-database", action="store_true", help=f"keep the {BENCH_DATABASE} database")
+    parser.add_argument("--skip-rerun", action="store_true")
+    return run_benchmark(parser.parse_args())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
