@@ -10,10 +10,7 @@ Changing a role (e.g. when tickets or payout batches are built):
 2. add a data migration in `core` that depends on the migrations creating the models it names and
    runs `roles_sync` with the historical apps::
 
-       def sync_roles(apps, schema_editor):
-           roles_sync(apps=apps, using=schema_editor.connection.alias, skip_missing=True)
-
-       operations = [migrations.RunPython(sync_roles, migrations.RunPython.noop)]
+       operations = [migrations.RunPython(roles_sync_migration, migrations.RunPython.noop)]
 
 Every such migration imports the *current* dict, so on a fresh database an older one may run before
 the models a newer entry names exist; `skip_missing=True` lets it grant what exists then, and the
@@ -176,3 +173,9 @@ def _create_permissions_for(app_config: Any, *, apps: Apps, using: str) -> None:
     finally:
         if stub_without_module:
             app_config.models_module = None
+
+
+def roles_sync_migration(apps: Apps, schema_editor: Any) -> None:
+    """The RunPython body of every roles data migration (historical apps; permissions not yet created
+    for models a later migration adds are skipped, the newest roles migration grants them)."""
+    roles_sync(apps=apps, using=schema_editor.connection.alias, skip_missing=True)

@@ -200,7 +200,7 @@ def test_the_migration_creates_the_groups_with_historical_models_on_a_fresh_data
     historical_apps = loader.project_state(("core", "0006_roles_payouts"), at_end=True).apps
 
     with connection.schema_editor(atomic=False) as schema_editor:
-        migration.sync_roles(historical_apps, schema_editor)
+        migration.Migration.operations[0].code(historical_apps, schema_editor)
 
     for role, expected in EXPECTED_ROLES.items():
         assert group_permissions(role) == expected, role

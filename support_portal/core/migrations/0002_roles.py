@@ -5,14 +5,8 @@ dropping the groups on a rollback would lose it. Re-applying syncs the permissio
 """
 
 from django.db import migrations
-from django.db.backends.base.schema import BaseDatabaseSchemaEditor
-from django.db.migrations.state import StateApps
 
-from support_portal.core.roles import roles_sync
-
-
-def sync_roles(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
-    roles_sync(apps=apps, using=schema_editor.connection.alias, skip_missing=True)
+from support_portal.core.roles import roles_sync_migration
 
 
 class Migration(migrations.Migration):
@@ -25,4 +19,4 @@ class Migration(migrations.Migration):
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
-    operations = [migrations.RunPython(sync_roles, migrations.RunPython.noop)]
+    operations = [migrations.RunPython(roles_sync_migration, migrations.RunPython.noop)]

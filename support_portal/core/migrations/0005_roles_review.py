@@ -2,11 +2,7 @@
 
 from django.db import migrations
 
-from support_portal.core.roles import roles_sync
-
-
-def sync_roles(apps, schema_editor):
-    roles_sync(apps=apps, using=schema_editor.connection.alias, skip_missing=True)
+from support_portal.core.roles import roles_sync_migration
 
 
 class Migration(migrations.Migration):
@@ -15,4 +11,4 @@ class Migration(migrations.Migration):
         ("claims", "0005_review"),
     ]
 
-    operations = [migrations.RunPython(sync_roles, migrations.RunPython.noop)]
+    operations = [migrations.RunPython(roles_sync_migration, migrations.RunPython.noop)]
