@@ -73,7 +73,8 @@ class Plan(models.Model):
 class Subscription(models.Model):
     subscription_id = models.CharField(_("subscription id"), max_length=ID_LENGTH, primary_key=True)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
-    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
+    # Indexed by subscription_plan_customer_idx (plan first): no index of its own.
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions", db_index=False)
     # Empty means the customer pays for their own subscription; refunds go to the payer.
     payer = models.ForeignKey(
         Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="paid_subscriptions"
@@ -138,7 +139,8 @@ class Login(models.Model):
 
 
 class UsageEvent(models.Model):
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="usage_events")
+    # Indexed by usage_event_natural_key (customer first): no index of its own.
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="usage_events", db_index=False)
     # Not indexed alone: usage_sub_used_idx (subscription, used_at) serves lookups by subscription.
     subscription = models.ForeignKey(
         Subscription, on_delete=models.CASCADE, null=True, blank=True, related_name="usage_events", db_index=False

@@ -184,7 +184,7 @@ def _direct_eligible(cursor: Any, spec: FileSpec, header: Header) -> bool:
 def _load_direct(
     cursor: Any, spec: FileSpec, header: Header, stream: ReadableBytes, reporter: _ProgressReporter
 ) -> LoadCounts | None:
-    """First load into an empty table: COPY into it with its secondary indexes and foreign keys set aside.
+    """First load into an empty table: COPY into it with its keys, indexes and foreign keys set aside.
 
     The bytes are checked on the way (`line_check`): every value plainly valid, so PostgreSQL's input
     functions store exactly what the staged casts would. What bytes cannot show fails a statement here:
@@ -199,7 +199,7 @@ def _load_direct(
     checker = LineChecker(spec, header.names, direct=True)
     try:
         with transaction.atomic():
-            restore = _set_aside_indexes_and_keys(cursor, spec)
+            restore = _set_aside_indexes_and_keys(cursor, spec, with_keys=True)
             rows = _copy_rows(
                 cursor.cursor,
                 f"COPY {q(spec.table)} ({column_list}) FROM STDIN ({options})",
@@ -222,18 +222,25 @@ _TEXT_KINDS = (Kind.ID, Kind.TEXT, Kind.CHOICE)
 @dataclass(frozen=True)
 class _SetAside:
     table: str
-    indexes: tuple[str, ...]  # CREATE INDEX statements
-    foreign_keys: tuple[tuple[str, str], ...]  # (name, definition)
+    keys: tuple[tuple[str, str], ...] = ()  # primary key / unique constraints (name, definition)
+    indexes: tuple[str, ...] = ()  # CREATE INDEX statements
+    foreign_keys: tuple[tuple[str, str], ...] = ()  # this table's (name, definition)
+    # Other tables' foreign keys that reference `keys` (table, name, definition): dropped with them.
+    referencing_keys: tuple[tuple[str, str, str], ...] = ()
     disabled_triggers: tuple[str, ...] = ()  # audit insert triggers (pgids), off while the table fills
 
 
-def _set_aside_indexes_and_keys(cursor: Any, spec: FileSpec) -> _SetAside:
+def _set_aside_indexes_and_keys(cursor: Any, spec: FileSpec, *, with_keys: bool) -> _SetAside:
     """Drops the table's foreign keys and the indexes no constraint uses, returning how to recreate them.
 
     Building an index once by sorting is far cheaper than growing it row by row, and one set-based
-    VALIDATE is far cheaper than a deferred trigger per row. The primary key and unique constraints stay
-    (they are what conflicts are decided by). Names and definitions are kept exactly. The audit insert
-    triggers are disabled meanwhile: an import's creates are recorded by its ImportRun (docs/audit.md).
+    VALIDATE is far cheaper than a deferred trigger per row. With `with_keys` (a plain load into the empty
+    table: nothing is decided by a conflict), the primary key and unique constraints go too, with the
+    other tables' foreign keys that reference them; re-adding them then refuses a repeated id just as the
+    kept key would have (measured on 8.25 M charges: COPY 11.1 s with the key, 7.0 s + 1.3 s without it
+    and adding it afterwards). Otherwise they stay: upserts are decided by them. Names and definitions are
+    kept exactly. The audit insert triggers are disabled meanwhile: an import's creates are recorded by its
+    ImportRun (docs/audit.md).
     """
     table = q(spec.table)
     cursor.execute(
@@ -242,6 +249,21 @@ def _set_aside_indexes_and_keys(cursor: Any, spec: FileSpec) -> _SetAside:
         [spec.table],
     )
     foreign_keys = tuple((str(name), str(definition)) for name, definition in cursor.fetchall())
+    keys: tuple[tuple[str, str], ...] = ()
+    referencing_keys: tuple[tuple[str, str, str], ...] = ()
+    if with_keys:
+        cursor.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = %s::regclass AND contype IN ('p', 'u') ORDER BY contype, conname",
+            [spec.table],
+        )
+        keys = tuple((str(name), str(definition)) for name, definition in cursor.fetchall())
+        cursor.execute(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE confrelid = %s::regclass AND conrelid <> confrelid AND contype = 'f' ORDER BY 1, 2",
+            [spec.table],
+        )
+        referencing_keys = tuple((str(t), str(name), str(definition)) for t, name, definition in cursor.fetchall())
     cursor.execute(
         "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index i "
         "WHERE indrelid = %s::regclass "
@@ -250,7 +272,11 @@ def _set_aside_indexes_and_keys(cursor: Any, spec: FileSpec) -> _SetAside:
         [spec.table],
     )
     indexes = cursor.fetchall()
+    for other_table, name, _definition in referencing_keys:
+        cursor.execute(f"ALTER TABLE {other_table} DROP CONSTRAINT {q(name)}")
     for name, _definition in foreign_keys:
+        cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {q(name)}")
+    for name, _definition in keys:
         cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {q(name)}")
     if indexes:
         cursor.execute(f"DROP INDEX {', '.join(str(name) for name, _definition in indexes)}")
@@ -262,21 +288,32 @@ def _set_aside_indexes_and_keys(cursor: Any, spec: FileSpec) -> _SetAside:
         cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {q(pgid)}")
     return _SetAside(
         table=table,
+        keys=keys,
         indexes=tuple(str(definition) for _name, definition in indexes),
         foreign_keys=foreign_keys,
+        referencing_keys=referencing_keys,
         disabled_triggers=triggers,
     )
 
 
 def _restore_indexes_and_keys(cursor: Any, set_aside: _SetAside) -> None:
+    """Re-creates what `_set_aside_indexes_and_keys` dropped; a repeated id or unknown reference fails here."""
+    table = set_aside.table
     for pgid in set_aside.disabled_triggers:
-        cursor.execute(f"ALTER TABLE {set_aside.table} ENABLE TRIGGER {q(pgid)}")
+        cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER {q(pgid)}")
+    for name, definition in set_aside.keys:
+        cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {q(name)} {definition}")
     for definition in set_aside.indexes:
         cursor.execute(definition)
     for name, definition in set_aside.foreign_keys:
-        cursor.execute(f"ALTER TABLE {set_aside.table} ADD CONSTRAINT {q(name)} {definition} NOT VALID")
+        cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {q(name)} {definition} NOT VALID")
     for name, _definition in set_aside.foreign_keys:
-        cursor.execute(f"ALTER TABLE {set_aside.table} VALIDATE CONSTRAINT {q(name)}")
+        cursor.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {q(name)}")
+    # The referencing tables' rows were not touched; re-checked all the same (cheap: on a first load
+    # into an empty table they hold no reference to it).
+    for other_table, name, definition in set_aside.referencing_keys:
+        cursor.execute(f"ALTER TABLE {other_table} ADD CONSTRAINT {q(name)} {definition} NOT VALID")
+        cursor.execute(f"ALTER TABLE {other_table} VALIDATE CONSTRAINT {q(name)}")
 
 
 # --- Staged path ----------------------------------------------------------------------------------
@@ -347,7 +384,7 @@ def _try_fast_write(cursor: Any, spec: FileSpec, *, target_empty: bool) -> tuple
             if _has_unknown_subjects(cursor, spec):
                 raise _NotPlain
             if target_empty:
-                restore = _set_aside_indexes_and_keys(cursor, spec)
+                restore = _set_aside_indexes_and_keys(cursor, spec, with_keys=plain_insert)
                 counts = _insert_all(cursor, spec) if plain_insert else _upsert(cursor, spec)
                 _restore_indexes_and_keys(cursor, restore)
             else:
