@@ -129,6 +129,31 @@ def load_file(
     return counts
 
 
+def tables_locked_by_load(spec: FileSpec) -> frozenset[str]:
+    """The tables a first load of `spec` may lock exclusively until it commits.
+
+    Its own table; the tables its foreign keys reference (dropping a foreign key takes an ACCESS
+    EXCLUSIVE lock on the referenced table too); the tables whose foreign keys reference it (set aside
+    with its keys); and the tables its rows are checked against. Two loads whose sets meet would only
+    queue behind each other's locks, so they are not run at the same time (`records_import`'s `jobs`).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT confrelid::regclass::text FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f' "
+            "UNION SELECT conrelid::regclass::text FROM pg_constraint WHERE confrelid = %s::regclass AND contype = 'f'",
+            [spec.table, spec.table],
+        )
+        tables = {str(name) for (name,) in cursor.fetchall()}
+    tables.add(spec.table)
+    tables.update(
+        str(model._meta.db_table)
+        for column in spec.columns
+        if column.subject_of is not None
+        for model in SUBJECT_MODELS.values()
+    )
+    return frozenset(tables)
+
+
 def _configure(cursor: Any) -> None:
     """Settings for this file's transaction only (SET LOCAL ends with it).
 

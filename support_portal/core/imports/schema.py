@@ -392,6 +392,19 @@ SPECS_BY_FILE_NAME: Mapping[str, FileSpec] = {spec.file_name: spec for spec in F
 SUBJECT_MODELS: Mapping[str, type[models.Model]] = {"customer": Customer, "coupon": Coupon, "charge": Charge}
 
 
+def file_prerequisites(spec: FileSpec) -> frozenset[str]:
+    """The files whose rows this file's rows may reference: they must be loaded (committed) first."""
+    models_needed: set[type[models.Model]] = set()
+    for column in spec.columns:
+        if column.references is not None:
+            models_needed.add(column.references)
+        if column.subject_of is not None:
+            models_needed.update(SUBJECT_MODELS.values())
+    return frozenset(
+        other.file_name for other in FILE_SPECS if other.model in models_needed and other.file_name != spec.file_name
+    )
+
+
 def subject_kind_by_policy() -> dict[str, str]:
     return {str(policy): Policy.subject_kind(policy) for policy in Policy.values}
 

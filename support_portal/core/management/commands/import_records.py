@@ -1,5 +1,6 @@
 """`python manage.py import_records DIR`: loads the source CSV files of DIR (FORMATS.md)."""
 
+import os
 from argparse import ArgumentParser
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="validate and count everything, then roll it all back"
         )
+        parser.add_argument(
+            "--jobs",
+            type=int,
+            default=min(4, os.cpu_count() or 1),
+            help="files loaded at once on PostgreSQL, each after the files it references (default: CPUs, at most 4)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         directory: Path = options["directory"]
@@ -39,6 +46,7 @@ class Command(BaseCommand):
             source=ImportRun.Source.COMMAND,
             progress=progress if show_progress else None,
             dry_run=options["dry_run"],
+            jobs=max(1, options["jobs"]),
         )
         if not result.files:
             self.stdout.write(f"No CSV files in {directory}.")
