@@ -5,20 +5,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('customers', '0002_drop_redundant_indexes'),
+        ("customers", "0002_drop_redundant_indexes"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='subscription',
-            name='plan',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='subscriptions', to='customers.plan'),
+            model_name="subscription",
+            name="plan",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="subscriptions",
+                to="customers.plan",
+            ),
         ),
         migrations.AlterField(
-            model_name='usageevent',
-            name='customer',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='usage_events', to='customers.customer'),
+            model_name="usageevent",
+            name="customer",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="usage_events",
+                to="customers.customer",
+            ),
         ),
     ]
