@@ -43,7 +43,7 @@ _CUSTOMER_LOOKUP = {
 }
 
 ROLE_PERMISSIONS: dict[str, set[str]] = {
-    # Tickets are not built yet; agents look customers up and record submissions.
+    # Agents work the tickets of their queues, look customers up and record submissions.
     "agent": {
         *_CUSTOMER_LOOKUP,
         "claims.view_submission",
@@ -52,6 +52,20 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "claims.view_claimline",
         "claims.view_couponpaymentconfirmation",
         "claims.add_couponpaymentconfirmation",
+        "tickets.view_ticket",
+        "tickets.add_ticket",
+        "tickets.change_ticket",
+        "tickets.merge_ticket",
+        "tickets.view_ticketmessage",
+        "tickets.add_ticketmessage",
+        "tickets.view_ticketevent",
+        "tickets.view_ticketclaim",
+        "tickets.add_ticketclaim",
+        "tickets.view_queue",
+        "tickets.view_cannedreply",
+        "tickets.view_savedfilter",
+        "tickets.add_savedfilter",
+        "tickets.change_savedfilter",
     },
     # Reviewers decide claims (approve, reject, request information, reopen) and read what a decision
     # is based on; maker-checker (claims.review) stops anyone approving their own work.
@@ -99,6 +113,29 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "django_celery_beat.view_intervalschedule",
         "django_celery_beat.add_intervalschedule",
         "django_celery_beat.change_intervalschedule",
+        "tickets.view_ticket",
+        "tickets.add_ticket",
+        "tickets.change_ticket",
+        "tickets.merge_ticket",
+        "tickets.view_ticketmessage",
+        "tickets.add_ticketmessage",
+        "tickets.view_ticketevent",
+        "tickets.view_ticketclaim",
+        "tickets.add_ticketclaim",
+        "tickets.view_queue",
+        "tickets.view_cannedreply",
+        "tickets.view_savedfilter",
+        "tickets.add_savedfilter",
+        "tickets.change_savedfilter",
+        "tickets.view_all_queues",
+        "tickets.view_dashboard",
+        "tickets.add_queue",
+        "tickets.change_queue",
+        "tickets.view_queuesurge",
+        "tickets.add_queuesurge",
+        "tickets.change_queuesurge",
+        "tickets.add_cannedreply",
+        "tickets.change_cannedreply",
     },
     # Payout batches, bank files and reconciliation are not built yet: for now what reports read.
     "finance": {

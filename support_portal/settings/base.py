@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "support_portal.customers",
     "claims",
     "payouts",
+    "support_portal.tickets",
 ]
 
 MIDDLEWARE = [
@@ -106,6 +107,8 @@ MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 
 EMAIL_BACKEND = env.str("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="support@example.jp")
+# Support tickets: mail fetched by `fetch_ticket_mail` that threads onto no ticket opens one in this queue.
+TICKETS_INBOUND_QUEUE = env.str("TICKETS_INBOUND_QUEUE", default="general")
 
 # Celery. Tasks carry ids only (JSON), are acknowledged after they finish, and are re-delivered when a
 # worker dies; the database stays the record of pending work (periodic sweeps re-enqueue what is due).
