@@ -27,8 +27,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from claims.models import Claim
+from claims.models import Claim, Fault, PayoutMethod, Program
 from support_portal.core.admin_tools import BigTableAdmin
+from support_portal.core.business_days import JST
 from support_portal.core.charts import bar_chart_svg, line_chart_svg
 from support_portal.tickets.models import (
     CannedReply,
@@ -53,6 +54,8 @@ from support_portal.tickets.services import (
     ticket_open,
     ticket_reply,
     ticket_reply_canned,
+    ticket_request_claims,
+    ticket_request_record,
     ticket_set_priority,
     ticket_set_status,
     tickets_merge,
@@ -194,6 +197,30 @@ class ReplyForm(forms.Form):
 
 class AssignForm(forms.Form):
     assignee = forms.ModelChoiceField(label=_("assignee"), queryset=User.objects.none())
+
+
+class RecordRequestForm(forms.Form):
+    """A caller's request taken on the phone (or by mail / chat): becomes a Submission of the program."""
+
+    program = forms.ModelChoiceField(
+        label=_("Program"), queryset=Program.objects.filter(status=Program.Status.OPEN).order_by("name")
+    )
+    subject = forms.CharField(
+        label=_("Subject"),
+        required=False,
+        max_length=64,
+        help_text=_(
+            "Empty: the ticket's customer. Refund requests name the charge id; coupon remedies the inquiry number."
+        ),
+    )
+    payout_method = forms.ChoiceField(
+        label=_("Payout method"), required=False, choices=[("", _("Program default")), *PayoutMethod.choices]
+    )
+    reason = forms.CharField(label=_("Reason"), required=False, max_length=64)
+    fault = forms.ChoiceField(label=_("Fault"), required=False, choices=[("", "—"), *Fault.choices])
+    effective_on = forms.DateField(
+        label=_("Effective date"), required=False, help_text=_("When the service stopped (service-failure refunds).")
+    )
 
 
 class MergeForm(forms.Form):
@@ -407,6 +434,9 @@ class TicketAdmin(BigTableAdmin):
             "linked_claims": Claim.objects.filter(ticket_links__ticket=ticket).select_related("program").order_by("pk"),
             "link_claim_url": reverse("admin:tickets_ticket_link_claim", args=[ticket.pk]),
             "can_link_claim": request.user.has_perm("tickets.add_ticketclaim"),
+            "recorded_requests": ticket_request_claims(ticket=ticket),
+            "record_request_url": reverse("admin:tickets_ticket_record_request", args=[ticket.pk]),
+            "can_record_request": request.user.has_perm("claims.add_submission") and ticket.customer_id is not None,
         }
 
     def link_claim_view(self, request: HttpRequest, pk: int) -> HttpResponse:
@@ -437,8 +467,45 @@ class TicketAdmin(BigTableAdmin):
             path("assign/", view(self.assign_view), name="tickets_ticket_assign"),
             path("<int:pk>/reply/", view(self.reply_view), name="tickets_ticket_reply"),
             path("<int:pk>/link-claim/", view(self.link_claim_view), name="tickets_ticket_link_claim"),
+            path("<int:pk>/record-request/", view(self.record_request_view), name="tickets_ticket_record_request"),
             *super().get_urls(),
         ]
+
+    def record_request_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """GET: the form; POST: records the caller's request through ticket_request_record."""
+        if not request.user.has_perm("claims.add_submission"):
+            raise PermissionDenied
+        ticket = get_object_or_404(self.get_queryset(request), pk=pk)
+        change_url = reverse("admin:tickets_ticket_change", args=[pk])
+        form = RecordRequestForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            effective_on: dt.date | None = data.get("effective_on")
+            try:
+                submission = ticket_request_record(
+                    ticket=ticket,
+                    actor=request.user,
+                    program=data["program"],
+                    subject=data.get("subject") or "",
+                    payout_method=data.get("payout_method") or "",
+                    reason=data.get("reason") or "",
+                    fault=data.get("fault") or "",
+                    effective_at=dt.datetime.combine(effective_on, dt.time(), tzinfo=JST) if effective_on else None,
+                )
+            except TicketRefused as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, _("Request recorded as %(id)s.") % {"id": submission.submission_id})
+                return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Record the caller's request"),
+            "opts": self.model._meta,
+            "original": ticket,
+            "form": form,
+            "change_url": change_url,
+        }
+        return TemplateResponse(request, "admin/tickets/ticket/record_request.html", context)
 
     def reply_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """POST: a public reply (typed or canned) or an internal note; `preview` fills the text box with

@@ -214,6 +214,23 @@ class TicketClaim(models.Model):
         return f"{self.ticket_id} ↔ {self.claim_id}"
 
 
+class TicketSubmission(models.Model):
+    """A caller's request (application) an agent recorded from this ticket: the ticket starts the claim."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="submission_links")
+    submission = models.OneToOneField(
+        "claims.Submission", on_delete=models.PROTECT, related_name="ticket_link", verbose_name=_("submission")
+    )
+    created_at = models.DateTimeField(_("created at"))
+
+    class Meta:
+        verbose_name = _("request recorded from a ticket")
+        verbose_name_plural = _("requests recorded from tickets")
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id} → {self.submission_id}"
+
+
 class MessageKind(models.TextChoices):
     PUBLIC = "public", _("Public reply")
     INTERNAL = "internal", _("Internal note")
@@ -275,6 +292,7 @@ class EventKind(models.TextChoices):
     NOTE = "note", _("Internal note")
     INBOUND = "inbound", _("Customer message")
     CLAIM_LINKED = "claim_linked", _("Claim linked")
+    REQUEST_RECORDED = "request_recorded", _("Caller's request recorded")
     MERGED = "merged", _("Merged into another ticket")
     MERGED_IN = "merged_in", _("Tickets merged in")
     ESCALATED = "escalated", _("SLA breach escalated")

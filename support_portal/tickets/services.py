@@ -14,6 +14,7 @@ spent paused.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
@@ -23,9 +24,11 @@ from django.db.models import F, Q
 from django.template import Context, Engine
 from django.utils import timezone
 
+from claims.models import Channel as SubmissionChannel
+from claims.models import Claim, Policy, Program, Submission
 from support_portal.core.audit import audit_context
 from support_portal.core.business_days import BusinessCalendar, business_calendar
-from support_portal.customers.models import Customer
+from support_portal.customers.models import Charge, Coupon, Customer
 from support_portal.tickets.business_hours import (
     OpeningHours,
     add_business_minutes,
@@ -46,6 +49,7 @@ from support_portal.tickets.models import (
     TicketClaim,
     TicketEvent,
     TicketMessage,
+    TicketSubmission,
 )
 
 Actor = AbstractBaseUser | AnonymousUser | None
@@ -66,6 +70,10 @@ class RefusalCode:
     CANNED_NOT_FOR_QUEUE = "canned_not_for_queue"
     CANNED_TEMPLATE = "canned_template_error"
     NOT_A_MEMBER = "assignee_not_in_queue"
+    NO_CUSTOMER = "no_customer"
+    PROGRAM_CLOSED = "program_closed"
+    SUBJECT_NOT_THE_CUSTOMERS = "subject_not_the_customers"
+    PAYOUT_METHOD = "payout_method_not_offered"
 
 
 class TicketRefused(Exception):
@@ -430,6 +438,131 @@ def ticket_link_claim(*, ticket: Ticket, actor: Actor, claim_id: int, now: dt.da
         if created:
             _event(locked, actor, EventKind.CLAIM_LINKED, now, claim=claim_id)
     return created
+
+
+# --- a caller's request -------------------------------------------------------------------------------
+
+_SUBMISSION_CHANNEL = {
+    Channel.WEB: SubmissionChannel.WEB,
+    Channel.EMAIL: SubmissionChannel.EMAIL,
+    Channel.PHONE: SubmissionChannel.PHONE,
+    Channel.CHAT: SubmissionChannel.CHAT,
+}
+
+
+def _subject_belongs_to(*, kind: str, subject: str, customer_id: str) -> bool:
+    """Whether `subject` (a customer id, charge id or coupon inquiry number) is the ticket customer's.
+
+    A charge belongs to its subscriber and to its payer (a payer asking for a refund of what they paid)."""
+    if kind == "customer":
+        return subject == customer_id
+    if kind == "charge":
+        return (
+            Charge.objects.filter(pk=subject)
+            .filter(Q(subscription__customer_id=customer_id) | Q(subscription__payer_id=customer_id))
+            .exists()
+        )
+    if kind == "coupon":
+        return Coupon.objects.filter(pk=subject, customer_id=customer_id).exists()
+    return False
+
+
+def ticket_request_record(
+    *,
+    ticket: Ticket,
+    actor: Actor,
+    program: Program,
+    subject: str = "",
+    payout_method: str = "",
+    reason: str = "",
+    fault: str = "",
+    effective_at: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> Submission:
+    """Records the caller's request (an application, or a refund request) as a Submission from this ticket.
+
+    The submission is the official one when it is the latest (claims: latest submission wins); the next
+    program run turns it into a claim, which the ticket then shows (`ticket_request_claims`). `subject`
+    defaults to the ticket's customer; a charge or coupon must be the customer's own. Refused (nothing
+    written) when the agent does not work the queue or may not record submissions, the ticket has no
+    customer, the program takes no applications now, or the payout method is not one the program offers.
+    """
+    now = now or timezone.now()
+    user = _user(actor)
+    if user is None or not user.has_perm("claims.add_submission"):
+        raise TicketRefused(code=RefusalCode.NO_PERMISSION, message="You may not record requests.", ticket_id=ticket.pk)
+    with audit_context(actor=actor, ticket=ticket.pk), transaction.atomic():
+        locked = _lock(ticket)
+        _check_queue(actor, locked)
+        if locked.customer_id is None:
+            raise TicketRefused(
+                code=RefusalCode.NO_CUSTOMER, message="Link the ticket to a customer first.", ticket_id=locked.pk
+            )
+        fresh = Program.objects.get(pk=program.pk)
+        if not fresh.accepts_applications(at=now):
+            raise TicketRefused(
+                code=RefusalCode.PROGRAM_CLOSED,
+                message=f"Program {fresh.slug} does not take applications now.",
+                ticket_id=locked.pk,
+            )
+        subject = subject.strip() or locked.customer_id
+        kind = Policy.subject_kind(fresh.policy)
+        if not _subject_belongs_to(kind=kind, subject=subject, customer_id=locked.customer_id):
+            raise TicketRefused(
+                code=RefusalCode.SUBJECT_NOT_THE_CUSTOMERS,
+                message=f"{subject} is not a {kind} id of this ticket's customer.",
+                ticket_id=locked.pk,
+            )
+        if payout_method and payout_method not in (fresh.payout_methods or []):
+            raise TicketRefused(
+                code=RefusalCode.PAYOUT_METHOD,
+                message=f"{payout_method} is not offered by {fresh.slug}.",
+                ticket_id=locked.pk,
+            )
+        customer = Customer.objects.only("email", "phone").get(pk=locked.customer_id)
+        submission = Submission.objects.create(
+            # T marks a request taken by support; the rest is unguessable like the web form's ids.
+            submission_id=f"T{secrets.token_hex(12).upper()}",
+            program=fresh,
+            subject=subject,
+            submitted_at=now,
+            channel=_SUBMISSION_CHANNEL[Channel(locked.channel)],
+            contact_email=customer.email,
+            contact_phone=customer.phone,
+            payout_method=payout_method,
+            reason=reason,
+            fault=fault,
+            effective_at=effective_at,
+        )
+        TicketSubmission.objects.create(ticket=locked, submission=submission, created_at=now)
+        _event(
+            locked,
+            actor,
+            EventKind.REQUEST_RECORDED,
+            now,
+            submission=submission.submission_id,
+            program=fresh.slug,
+            subject=subject,
+        )
+    return submission
+
+
+def ticket_request_claims(*, ticket: Ticket) -> list[tuple[Submission, Claim | None]]:
+    """The requests recorded from the ticket, newest first, each with its claim once a run has made one."""
+    submissions = list(
+        Submission.objects.filter(ticket_link__ticket=ticket).select_related("program").order_by("-submitted_at")
+    )
+    claims = (
+        {
+            (claim.program.slug, claim.subject): claim
+            for claim in Claim.objects.filter(
+                Q(*[Q(program__slug=s.program_id, subject=s.subject) for s in submissions], _connector=Q.OR)
+            ).select_related("program")
+        }
+        if submissions
+        else {}
+    )
+    return [(submission, claims.get((submission.program_id, submission.subject))) for submission in submissions]
 
 
 # --- canned replies -----------------------------------------------------------------------------------
