@@ -54,7 +54,15 @@ class ErrorList:
     def add(self, line: int, column: str, reason: str) -> None:
         self.count += 1
         if len(self.items) < self.cap:
-            self.items.append(RowError(self.file, line, column, reason))
+            self.items.append(RowError(self.file, line, _printable(column), _printable(reason)))
+
+
+def _printable(text: str) -> str:
+    """Control characters shown escaped: a NUL (e.g. a UTF-16 file read as UTF-8) cannot be stored in
+    PostgreSQL text or jsonb, and none of them is readable in an error list."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
 
     def __bool__(self) -> bool:
         return self.count > 0

@@ -797,3 +797,25 @@ def test_first_load_into_an_empty_table_reads_every_allowed_form(subscribed: Non
         "card",
         False,
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"customer_id,name\x00,email,phone,created_at\nc1,x,,,\n", r"name\x00"),
+        ("customer_id,name,email,phone,created_at\nc1,x,,,\n".encode("utf-16"), r"\x00"),
+    ],
+)
+def test_nul_bytes_are_named_escaped_and_the_file_is_rejected(tmp_path: Path, body: bytes, expected: str) -> None:
+    # Given a header with a NUL byte (a stray one, or a whole UTF-16 file)
+    directory = write_files(tmp_path / "d", {"customers.csv": body})
+    # When it is imported
+    result = import_dir(directory)
+    # Then the file is rejected, the errors show the NUL escaped, and the ImportRun stores them
+    (outcome,) = result.files
+    assert outcome.status == "rejected" and outcome.error_count >= 1
+    assert any(expected in f"{error.column} {error.reason}" for error in outcome.errors)
+    assert all("\x00" not in f"{error.column} {error.reason}" for error in outcome.errors)
+    run = ImportRun.objects.get()
+    assert (run.status, run.error_count) == ("rejected", outcome.error_count)
+    assert Customer.objects.count() == 0
