@@ -8,6 +8,7 @@ admin.site.site_title = "Support Portal"
 
 urlpatterns = [
     path(settings.ADMIN_URL_PATH, admin.site.urls),
+    path("accounts/", include("support_portal.accounts.urls")),
     path("apply/", include("claims.urls")),
     path("", RedirectView.as_view(url=f"/{settings.ADMIN_URL_PATH}", permanent=False)),
 ]

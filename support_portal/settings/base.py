@@ -8,6 +8,7 @@ REDIS_URL selects Redis (broker and cache). Production adds its requirements in 
 from pathlib import Path
 
 import environ
+from django.utils.csp import CSP
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -35,6 +36,7 @@ INSTALLED_APPS = [
     "pghistory",
     "pghistory.admin",
     "support_portal.core",
+    "support_portal.accounts",
     "support_portal.customers",
     "claims",
     "payouts",
@@ -43,11 +45,16 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy from SECURE_CSP (below); templates get {{ csp_nonce }}.
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Idle sessions end; with REQUIRE_2FA nothing but the two-factor screens until the code step is passed.
+    "support_portal.core.middleware.SessionIdleTimeoutMiddleware",
+    "support_portal.core.middleware.TwoFactorRequiredMiddleware",
     # Attaches the signed-in user and the URL to every audit event written during the request.
     "support_portal.core.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -68,6 +75,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
             ],
         },
     },
@@ -144,7 +152,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Emails, phone numbers and codes are masked in every record (support_portal/accounts/logging.py).
+    "filters": {"mask_personal_data": {"()": "support_portal.accounts.logging.PersonalDataMaskingFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_personal_data"]}
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -154,3 +166,33 @@ PGHISTORY_APPEND_ONLY = True
 
 SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=8 * 60 * 60)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
+# --- Sign-in security (support_portal/accounts, docs/security.md) ---
+# TOTP two-factor for every signed-in user. Off by default here so `make run` and the tests sign in with a
+# password only; production.py turns it on (DJANGO_REQUIRE_2FA=false there is refused).
+REQUIRE_2FA = env.bool("DJANGO_REQUIRE_2FA", default=False)
+AUTHENTICATION_BACKENDS = ["support_portal.accounts.backends.LockoutModelBackend"]
+LOGIN_URL = "admin:login"
+# Lockout: this many failed sign-ins (password or code) in the window lock the name / the address.
+LOGIN_LOCKOUT_USER_FAILURES = env.int("LOGIN_LOCKOUT_USER_FAILURES", default=5)
+LOGIN_LOCKOUT_IP_FAILURES = env.int("LOGIN_LOCKOUT_IP_FAILURES", default=20)
+LOGIN_LOCKOUT_WINDOW_SECONDS = env.int("LOGIN_LOCKOUT_WINDOW_SECONDS", default=15 * 60)
+# Behind the TLS proxy the caller's address is the last hop of X-Forwarded-For (production sets True).
+LOGIN_TRUST_X_FORWARDED_FOR = env.bool("LOGIN_TRUST_X_FORWARDED_FOR", default=False)
+# Signed out after this many seconds without a request (0: only SESSION_COOKIE_AGE applies).
+SESSION_IDLE_TIMEOUT = env.int("DJANGO_SESSION_IDLE_TIMEOUT", default=30 * 60)
+
+# Content-Security-Policy (Django's own middleware): same-origin scripts, styles, images and forms only;
+# no inline script or style. An unavoidable inline <script>/<style> carries nonce="{{ csp_nonce }}".
+SECURE_CSP = {
+    "default-src": [CSP.NONE],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "object-src": [CSP.NONE],
+}

@@ -38,3 +38,11 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+
+# Sign-in security: two-factor is mandatory; the client address comes from the proxy's X-Forwarded-For.
+REQUIRE_2FA = env.bool("DJANGO_REQUIRE_2FA", default=True)
+if not REQUIRE_2FA:
+    raise ImproperlyConfigured("Production requires two-factor authentication: unset DJANGO_REQUIRE_2FA")
+LOGIN_TRUST_X_FORWARDED_FOR = env.bool("LOGIN_TRUST_X_FORWARDED_FOR", default=True)
+SESSION_COOKIE_NAME = "__Host-sessionid"
+CSRF_COOKIE_NAME = "__Host-csrftoken"

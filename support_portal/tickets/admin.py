@@ -441,9 +441,11 @@ class TicketAdmin(BigTableAdmin):
 
     def link_claim_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """POST claim=<id>: links a claim to the ticket (through ticket_link_claim)."""
-        if request.method != "POST" or not request.user.has_perm("tickets.add_ticketclaim"):
+        if not request.user.has_perm("tickets.add_ticketclaim"):
             raise PermissionDenied
         ticket = get_object_or_404(self.get_queryset(request), pk=pk)
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:tickets_ticket_change", args=[pk]))
         claim_id = request.POST.get("claim", "").strip()
         if not claim_id.isdigit() or not Claim.objects.filter(pk=int(claim_id)).exists():
             messages.error(request, _("No claim with that id."))
@@ -548,8 +550,10 @@ class TicketAdmin(BigTableAdmin):
         return HttpResponseRedirect(change_url)
 
     def save_filter_view(self, request: HttpRequest) -> HttpResponse:
-        if request.method != "POST" or not request.user.has_perm("tickets.add_savedfilter"):
+        if not request.user.has_perm("tickets.add_savedfilter"):
             raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:tickets_ticket_changelist"))
         name = request.POST.get("name", "").strip()[:100]
         query = request.POST.get("query", "")[:500]
         if name:

@@ -23,6 +23,10 @@ EXPECTED_ADMIN_LINKS = {
         "/admin/customers/plan/",
         "/admin/customers/subscription/",
         "/admin/customers/usageevent/",
+        "/admin/tickets/ticket/",
+        "/admin/tickets/queue/",
+        "/admin/tickets/cannedreply/",
+        "/admin/tickets/savedfilter/",
     },
     "manager": {
         "/admin/claims/claim/",
@@ -43,6 +47,12 @@ EXPECTED_ADMIN_LINKS = {
         "/admin/django_celery_beat/crontabschedule/",
         "/admin/django_celery_beat/intervalschedule/",
         "/admin/django_celery_beat/periodictask/",
+        "/admin/accounts/securityevent/",
+        "/admin/accounts/exportrecord/",
+        "/admin/tickets/ticket/",
+        "/admin/tickets/queue/",
+        "/admin/tickets/cannedreply/",
+        "/admin/tickets/savedfilter/",
     },
 }
 

@@ -93,6 +93,10 @@ EXPECTED_ROLES: dict[str, set[str]] = {
         "django_celery_beat.view_intervalschedule",
         "django_celery_beat.add_intervalschedule",
         "django_celery_beat.change_intervalschedule",
+        # The audit viewer (who did what to a claim or payout), sign-in events and the data-export log.
+        "accounts.view_audit_trail",
+        "accounts.view_securityevent",
+        "accounts.view_exportrecord",
         "tickets.view_ticket",
         "tickets.add_ticket",
         "tickets.change_ticket",

@@ -42,6 +42,14 @@ class RowError:
         return f"{where} {self.column}: {self.reason}" if self.column else f"{where} {self.reason}"
 
 
+def _printable(text: str) -> str:
+    """Control characters shown escaped: a NUL (e.g. a UTF-16 file read as UTF-8) cannot be stored in
+    PostgreSQL text or jsonb, and none of them is readable in an error list."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
+
+
 @dataclass
 class ErrorList:
     """Every error of one file, counted exactly, kept up to a cap so memory stays bounded."""
@@ -55,14 +63,6 @@ class ErrorList:
         self.count += 1
         if len(self.items) < self.cap:
             self.items.append(RowError(self.file, line, _printable(column), _printable(reason)))
-
-
-def _printable(text: str) -> str:
-    """Control characters shown escaped: a NUL (e.g. a UTF-16 file read as UTF-8) cannot be stored in
-    PostgreSQL text or jsonb, and none of them is readable in an error list."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
 
     def __bool__(self) -> bool:
         return self.count > 0

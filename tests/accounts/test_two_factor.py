@@ -1,0 +1,210 @@
+"""TOTP two-factor: enrollment, the code step after the password, recovery codes, enforcement by settings."""
+
+import re
+
+import pytest
+from django.test import Client
+
+from support_portal.accounts import totp
+from support_portal.accounts.models import RecoveryCode, SecurityEvent, TOTPDevice
+from support_portal.accounts.services import device_confirm, device_enroll_start, device_secret
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture
+def require_2fa(settings):
+    settings.REQUIRE_2FA = True
+
+
+def _sign_in(client: Client, username: str) -> None:
+    response = client.post("/admin/login/", {"username": username, "password": PASSWORD, "next": "/admin/"})
+    assert response.status_code == 302
+
+
+def _current_code(user) -> str:
+    return totp.code_at(device_secret(device=TOTPDevice.objects.get(user=user)), totp.current_step())
+
+
+def _enrolled(user) -> list[str]:
+    device_enroll_start(user=user)
+    secret = device_secret(device=TOTPDevice.objects.get(user=user))
+    # the code of the previous step, so the test's own "current" code is still unused afterwards
+    return device_confirm(user=user, code=totp.code_at(secret, totp.current_step() - 1), ip=None)
+
+
+def test_rfc6238_reference_vector():
+    # RFC 6238 appendix B (SHA-1, secret "12345678901234567890"), T = 59 s → 94287082 (8 digits) → 287082
+    secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+    assert totp.code_at(secret, 59 // 30) == "287082"
+    assert totp.matching_step(secret, "287082", now=59) == 1
+    assert totp.matching_step(secret, "287083", now=59) is None
+    assert totp.matching_step(secret, "abc", now=59) is None
+
+
+@pytest.mark.parametrize("path", ["/admin/", "/admin/claims/claim/", "/admin/auth/user/", "/admin/password_change/"])
+def test_without_a_device_a_staff_user_reaches_only_enrollment(require_2fa, client, path):
+    # Given a superuser (every permission) who signed in with the password but has no device
+    user = UserFactory.create(is_superuser=True)
+    _sign_in(client, user.username)
+
+    # When they open an admin page
+    response = client.get(path)
+
+    # Then they are sent to enrollment, with the page as "next", and see nothing of the admin page
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/two-factor/setup/?next=")
+
+
+def test_enrollment_then_admin(require_2fa, client):
+    # Given a staff user signed in with the password only
+    user = UserFactory.create(is_superuser=True)
+    _sign_in(client, user.username)
+
+    # When they open enrollment, the page shows a QR code and the key
+    page = client.get("/accounts/two-factor/setup/?next=/admin/claims/claim/")
+    assert page.status_code == 200
+    assert b"<svg" in page.content
+    assert "otpauth://totp/" in page.content.decode()
+    device = TOTPDevice.objects.get(user=user)
+    assert device.confirmed_at is None
+    # and a wrong code is refused
+    wrong = client.post("/accounts/two-factor/setup/", {"code": "000000", "next": "/admin/claims/claim/"})
+    assert wrong.status_code == 200
+    assert client.get("/admin/").status_code == 302
+
+    # When they confirm with the app's current code
+    done = client.post("/accounts/two-factor/setup/", {"code": _current_code(user), "next": "/admin/claims/claim/"})
+
+    # Then the recovery codes are shown once, 10 of them, stored only as hashes
+    assert done.status_code == 200
+    codes = re.findall(r"<code>([a-z2-9]{5}-[a-z2-9]{5})</code>", done.content.decode())
+    assert len(codes) == 10
+    stored = set(RecoveryCode.objects.filter(user=user).values_list("code_hash", flat=True))
+    assert len(stored) == 10
+    assert not stored & set(codes)
+    # and the admin opens
+    assert client.get("/admin/").status_code == 200
+    kinds = list(SecurityEvent.objects.filter(user=user).order_by("pk").values_list("kind", flat=True))
+    assert kinds == ["login_succeeded", "otp_failed", "device_enrolled", "otp_verified"]
+
+
+def test_code_step_after_every_password_sign_in(require_2fa, client):
+    # Given an enrolled staff user
+    user = UserFactory.create(is_superuser=True)
+    _enrolled(user)
+
+    # When they sign in with the password
+    _sign_in(client, user.username)
+
+    # Then the admin sends them to the code step, not to enrollment
+    response = client.get("/admin/claims/claim/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/two-factor/?next=")
+    assert client.get("/accounts/two-factor/setup/").status_code == 302  # no re-enrollment without the code
+
+    # When they give a wrong code, then the current code
+    assert client.post("/accounts/two-factor/", {"code": "123456"}).status_code == 200
+    assert client.get("/admin/").status_code == 302
+    ok = client.post("/accounts/two-factor/", {"code": _current_code(user), "next": "/admin/claims/claim/"})
+
+    # Then they land on the page they asked for and the admin opens
+    assert ok.status_code == 302
+    assert ok["Location"] == "/admin/claims/claim/"
+    assert client.get("/admin/").status_code == 200
+
+
+def test_a_totp_code_is_accepted_only_once(require_2fa, client):
+    user = UserFactory.create(is_superuser=True)
+    _enrolled(user)
+    code = _current_code(user)
+    _sign_in(client, user.username)
+    assert client.post("/accounts/two-factor/", {"code": code}).status_code == 302
+
+    # When another session replays the same code
+    other = Client()
+    _sign_in(other, user.username)
+    replay = other.post("/accounts/two-factor/", {"code": code})
+
+    # Then it is refused
+    assert replay.status_code == 200
+    assert other.get("/admin/").status_code == 302
+    assert SecurityEvent.objects.filter(user=user, kind="otp_failed", detail__replay=True).count() == 1
+
+
+def test_recovery_code_works_once(require_2fa, client):
+    user = UserFactory.create(is_superuser=True)
+    codes = _enrolled(user)
+    _sign_in(client, user.username)
+
+    # When they sign in with a recovery code (any case, dash optional)
+    response = client.post("/accounts/two-factor/", {"code": codes[0].upper().replace("-", "")})
+
+    # Then it is accepted, marked used, and refused the second time
+    assert response.status_code == 302
+    assert RecoveryCode.objects.filter(user=user, used_at__isnull=False).count() == 1
+    other = Client()
+    _sign_in(other, user.username)
+    assert other.post("/accounts/two-factor/", {"code": codes[0]}).status_code == 200
+    assert other.get("/admin/").status_code == 302
+
+
+def test_regenerating_recovery_codes_invalidates_the_old_ones(require_2fa, client):
+    user = UserFactory.create(is_superuser=True)
+    old_codes = _enrolled(user)
+    _sign_in(client, user.username)
+    client.post("/accounts/two-factor/", {"code": _current_code(user)})
+
+    response = client.post("/accounts/two-factor/recovery-codes/")
+
+    assert response.status_code == 200
+    new_codes = re.findall(r"<code>([a-z2-9]{5}-[a-z2-9]{5})</code>", response.content.decode())
+    assert len(new_codes) == 10
+    assert not set(new_codes) & set(old_codes)
+    other = Client()
+    _sign_in(other, user.username)
+    assert other.post("/accounts/two-factor/", {"code": old_codes[1]}).status_code == 200
+
+
+def test_without_require_2fa_password_sign_in_is_enough(client):
+    # Dev/test default: REQUIRE_2FA is False
+    user = UserFactory.create(is_superuser=True)
+    _sign_in(client, user.username)
+    assert client.get("/admin/").status_code == 200
+
+
+def test_totp_secret_is_encrypted_at_rest():
+    user = UserFactory.create()
+    device = device_enroll_start(user=user)
+    secret = device_secret(device=device)
+    assert re.fullmatch(r"[A-Z2-7]{32}", secret)
+    assert secret not in device.encrypted_secret
+
+
+def test_next_must_stay_on_this_site(require_2fa, client):
+    user = UserFactory.create(is_superuser=True)
+    _enrolled(user)
+    _sign_in(client, user.username)
+    response = client.post("/accounts/two-factor/", {"code": _current_code(user), "next": "https://evil.example/"})
+    assert response["Location"] == "/admin/"
+
+
+def test_manage_page_shows_codes_left(require_2fa, client):
+    user = UserFactory.create(is_superuser=True)
+    codes = _enrolled(user)
+    _sign_in(client, user.username)
+    client.post("/accounts/two-factor/", {"code": codes[0]})
+
+    page = client.get("/accounts/two-factor/manage/")
+
+    assert page.status_code == 200
+    assert 'action="/accounts/two-factor/recovery-codes/"' in page.text
+    assert "9" in page.text.split('id="codes-left"')[1].split("</p>")[0]
+
+
+def test_manage_without_device_goes_to_enrollment(client):
+    client.force_login(UserFactory.create())
+    assert client.get("/accounts/two-factor/manage/")["Location"] == "/accounts/two-factor/setup/"
