@@ -174,11 +174,18 @@ def _import_in_parallel(
     running: dict[Future[FileOutcome], str] = {}
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="import") as pool:
         while pending or running:
+            # In priority order; a file that is about to be ready (its prerequisites are finished or
+            # running) but cannot start yet reserves its tables, so a smaller file does not take a lock
+            # the critical path is about to need (logins would hold up subscriptions by holding customers).
+            reserved: set[str] = set()
             for name in list(pending):
                 locked = set().union(*(locks[other] for other in running.values()))
-                if len(running) < jobs and prerequisites[name] <= finished.keys() and not locks[name] & locked:
+                ready = prerequisites[name] <= finished.keys()
+                if len(running) < jobs and ready and not locks[name] & (locked | reserved):
                     pending.remove(name)
                     running[pool.submit(load, by_name[name])] = name
+                elif prerequisites[name] <= finished.keys() | set(running.values()):
+                    reserved |= locks[name]
             # Prerequisites form no cycle, so with nothing running something is always ready.
             assert running, f"no file can start: {pending}"
             done, _ = wait(running, return_when=FIRST_COMPLETED)
