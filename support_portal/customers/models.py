@@ -49,6 +49,9 @@ class Customer(models.Model):
         indexes = [
             models.Index(Lower("email"), name="customer_email_lower_idx"),
             models.Index(fields=["phone_digits"], name="customer_phone_digits_idx"),
+            # Name search is by prefix (`LIKE 'prefix%'`): varchar_pattern_ops compares byte-wise, so the
+            # index serves it whatever the collation (PostgreSQL; other databases ignore the opclass).
+            models.Index(fields=["name"], opclasses=["varchar_pattern_ops"], name="customer_name_prefix_idx"),
         ]
 
     def __str__(self) -> str:
@@ -185,6 +188,14 @@ class CouponTransactionKind(models.TextChoices):
     CHARGE = "charge", _("Charge (load)")
     PAYMENT = "payment", _("Payment")
     REVERSAL = "reversal", _("Reversal")
+    # Remedies written by claims.remedies when a coupon-outage claim is approved (not imported):
+    # a payment restored to the balance, and the expiry extended to `extended_to` (amount 0).
+    RESTORATION = "restoration", _("Restoration (remedy)")
+    EXPIRY_EXTENSION = "expiry_extension", _("Expiry extension (remedy)")
+
+    @classmethod
+    def remedies(cls) -> frozenset[str]:
+        return frozenset({cls.RESTORATION, cls.EXPIRY_EXTENSION})
 
 
 @source_history()
@@ -196,12 +207,20 @@ class CouponTransaction(models.Model):
     amount_jpy = models.PositiveIntegerField(_("amount (JPY)"))
     occurred_at = models.DateTimeField(_("occurred at"))
     store_name = models.CharField(_("store"), max_length=200, blank=True)
+    # expiry_extension rows only: the coupon's new expiry (Coupon.expires_at keeps the original one).
+    extended_to = models.DateTimeField(_("expiry extended to"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("coupon transaction")
         verbose_name_plural = _("coupon transactions")
         indexes = [models.Index(fields=["coupon", "occurred_at"], name="coupon_tx_coupon_time_idx")]
-        constraints = [models.CheckConstraint(condition=models.Q(amount_jpy__gt=0), name="coupon_tx_amount_positive")]
+        constraints = [
+            # Money rows move a positive amount; an expiry extension (a remedy row) may move none.
+            models.CheckConstraint(
+                condition=models.Q(amount_jpy__gt=0) | models.Q(kind="expiry_extension", amount_jpy=0),
+                name="coupon_tx_amount_positive",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.transaction_id
