@@ -44,6 +44,9 @@ PROGRAM = "login-outage-2024"
 TARGET_RATIO = 2.0
 TARGET_SECONDS = 60.0
 TARGET_PEAK_MB = 500
+# System checks are not what is measured (and a check error in another app's work in progress must not
+# stop the benchmark): every manage.py command here runs with --skip-checks.
+NO_CHECKS = ["--skip-checks"]
 
 # The floor: one statement, SPEC's rule written out by hand (parameters of migration 0004, literal).
 FLOOR_SQL = """
@@ -202,12 +205,17 @@ def run_benchmark(arguments: argparse.Namespace) -> int:
     exit_codes: list[int] = []
     try:
         print("Migrating a fresh database ...", flush=True)
-        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True)
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0", "--skip-checks"],
+            env=env,
+            cwd=ROOT,
+            check=True,
+        )
         result["machine"] = base.machine_description(database_url)
         print(f"Loading: manage.py import_records {directory}", flush=True)
         started = time.monotonic()
         subprocess.run(
-            [sys.executable, "manage.py", "import_records", str(directory)],
+            [sys.executable, "manage.py", "import_records", str(directory), "--skip-checks"],
             env=env,
             cwd=ROOT,
             check=True,
@@ -224,9 +232,9 @@ def run_benchmark(arguments: argparse.Namespace) -> int:
         print(f"  {seconds:.2f} s: {customers:,} customers, ¥{total:,}", flush=True)
 
         steps = [
-            ("preview", ["program_dry_run", PROGRAM, "--out", str(reports / f"preview-{stamp}.csv")]),
-            ("run", ["program_run", PROGRAM]),
-            ("rerun", ["program_run", PROGRAM]),
+            ("preview", ["program_dry_run", PROGRAM, "--out", str(reports / f"preview-{stamp}.csv"), *NO_CHECKS]),
+            ("run", ["program_run", PROGRAM, *NO_CHECKS]),
+            ("rerun", ["program_run", PROGRAM, *NO_CHECKS]),
         ]
         for step, argv in steps:
             if arguments.skip_rerun and step == "rerun":

@@ -3,6 +3,7 @@
 import datetime as dt
 from typing import Any
 
+import pghistory
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
@@ -216,6 +217,21 @@ class ApplicationDetails(models.Model):
         return str(self.submission_id)
 
 
+def set_history() -> Any:
+    """`decision_history()` with statement-level triggers, for the tables program_run writes in bulk.
+
+    The same events (a snapshot on insert, on every update, on delete, with the audit context), but
+    written once per statement from its transition table (one INSERT … SELECT of all rows the
+    statement touched) instead of once per row: a run creating 400k claims writes their history set-based.
+    """
+    return pghistory.track(
+        pghistory.InsertEvent("insert"),
+        pghistory.UpdateEvent("update"),
+        pghistory.DeleteEvent("delete"),
+        level=pghistory.Statement,
+    )
+
+
 class ClaimStatus(models.TextChoices):
     COMPUTED = "computed", _("Computed")
     PENDING_REVIEW = "pending_review", _("Pending review")
@@ -235,16 +251,23 @@ class ClaimStatus(models.TextChoices):
         return frozenset({cls.APPROVED, cls.REJECTED, cls.AWAITING_SECOND_APPROVAL})
 
 
-@decision_history()
+@set_history()
 class Claim(models.Model):
     """One subject's case under one program: the engine's entitlement plus the review decision."""
 
-    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="claims")
+    # Foreign keys here carry no index of their own (Meta.indexes lists the useful ones): a run inserts
+    # hundreds of thousands of claims, and each index (Django adds a second `_like` one to every varchar
+    # key) costs every insert; program_id is the prefix of the unique (program, subject) index.
+    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="claims", db_index=False)
     # A customer id, coupon inquiry number or charge id (Policy.subject_kind).
     subject = models.CharField(_("subject"), max_length=ID_LENGTH)
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
     # Who receives the money: the payer of the charge when that differs from the user (SPEC).
-    payee = models.ForeignKey(Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    payee = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
     status = models.CharField(_("status"), max_length=32, choices=ClaimStatus.choices, default=ClaimStatus.COMPUTED)
     eligible = models.BooleanField(_("eligible"), default=False)
     # Stable code of why not eligible (claims.engine.types.Reason); blank when eligible.
@@ -253,7 +276,7 @@ class Claim(models.Model):
     # The amount a reviewer approved; kept when a recomputation moves amount_jpy (needs_rereview).
     approved_amount_jpy = models.PositiveIntegerField(_("approved amount (JPY)"), null=True, blank=True)
     official_submission = models.ForeignKey(
-        Submission, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        Submission, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
     payout_method = models.CharField(_("payout method"), max_length=32, choices=PayoutMethod.choices, blank=True)
     # Refunds: the refund request must reach the payment provider by the end of this JST day.
@@ -262,11 +285,14 @@ class Claim(models.Model):
     note = models.TextField(_("note"), blank=True)
     computed_at = models.DateTimeField(_("computed at"))
     prepared_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
+    # md5 of the lines (claims.engine.staging.lines_hash_sql), kept by program_run so that a re-run compares
+    # one column per claim instead of every line; blank = unknown (the next run rewrites the lines once).
+    lines_hash = models.CharField(_("lines hash"), max_length=32, blank=True, default="", editable=False)
     # Drawn into the QA sample when bulk-approved (program.qa_sample_percent): a person re-checks it.
     qa_review = models.BooleanField(_("in QA sample"), default=False)
 
@@ -282,7 +308,12 @@ class Claim(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["program", "subject"], name="claim_program_subject_unique"),
         ]
-        indexes = [models.Index(fields=["program", "status", "eligible"], name="claim_program_status_idx")]
+        indexes = [
+            models.Index(fields=["program", "status", "eligible"], name="claim_program_status_idx"),
+            models.Index(fields=["customer"], name="claim_customer_idx"),
+            models.Index(fields=["payee"], name="claim_payee_idx"),
+            models.Index(fields=["official_submission"], name="claim_official_submission_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.program_id}:{self.subject}"
@@ -382,7 +413,7 @@ class ClaimDecision(models.Model):
         return f"{self.claim_id} {self.action} by {self.actor_id}"
 
 
-@decision_history()
+@set_history()
 class ClaimLine(models.Model):
     """One line of a claim's breakdown, naming the rule that produced it.
 
@@ -390,7 +421,8 @@ class ClaimLine(models.Model):
     another program) is kept with amount 0 and `excluded_reason` so the breakdown explains itself.
     """
 
-    claim = models.ForeignKey(Claim, on_delete=models.CASCADE, related_name="lines")
+    # No index of its own: claim_id is the prefix of the unique (claim, position) index.
+    claim = models.ForeignKey(Claim, on_delete=models.CASCADE, related_name="lines", db_index=False)
     position = models.PositiveSmallIntegerField(_("position"))
     label = models.CharField(_("label"), max_length=200)
     amount_jpy = models.IntegerField(_("amount (JPY)"))
@@ -410,7 +442,7 @@ class ClaimLine(models.Model):
         return f"{self.label}={self.amount_jpy}"
 
 
-@decision_history()
+@set_history()
 class Grant(models.Model):
     """ "This program compensates this thing": one row per grant key across ALL programs.
 
@@ -420,8 +452,10 @@ class Grant(models.Model):
     `coupon-tx:<transaction_id>`.
     """
 
-    grant_key = models.CharField(_("grant key"), max_length=160, unique=True)
-    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="grants")
+    # UNIQUE through Meta.constraints (one index; `unique=True` would add a second `_like` index).
+    grant_key = models.CharField(_("grant key"), max_length=160)
+    # No index of its own: program_id is the prefix of grant_program_subject_idx.
+    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="grants", db_index=False)
     # The claim is (program, subject); kept as the subject so a grant can be taken before the claim row exists.
     subject = models.CharField(_("subject"), max_length=ID_LENGTH)
     amount_jpy = models.IntegerField(_("amount (JPY)"))
@@ -430,6 +464,7 @@ class Grant(models.Model):
     class Meta:
         verbose_name = _("grant")
         verbose_name_plural = _("grants")
+        constraints = [models.UniqueConstraint(fields=["grant_key"], name="grant_key_unique")]
         indexes = [models.Index(fields=["program", "subject"], name="grant_program_subject_idx")]
 
     def __str__(self) -> str:
@@ -454,6 +489,144 @@ class CouponPaymentConfirmation(models.Model):
 
     def __str__(self) -> str:
         return str(self.transaction_id)
+
+
+class DuplicatePaymentStatus(models.TextChoices):
+    PENDING = "pending", _("To confirm")
+    CONFIRMED = "confirmed", _("Confirmed duplicate (restored)")
+    REJECTED = "rejected", _("Rejected (a genuine payment: not restored)")
+
+
+@decision_history()
+class CouponDuplicatePayment(models.Model):
+    """A class-B2 payment found by the detection (claims.remedies.coupon_duplicates_detect), for an agent.
+
+    Same coupon, same store, same amount, within the program's `duplicate_interval_seconds` of the
+    previous payment (`previous_payment`), in the outage window. The engine restores it unless an agent
+    rejected it (checked against the store's records: a genuine second purchase); confirming records
+    the agent's check. One row per payment: detection is idempotent.
+    """
+
+    transaction = models.OneToOneField(
+        "customers.CouponTransaction", on_delete=models.PROTECT, related_name="duplicate_check"
+    )
+    previous_payment = models.ForeignKey(
+        "customers.CouponTransaction", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="+", db_index=False)
+    coupon = models.ForeignKey("customers.Coupon", on_delete=models.PROTECT, related_name="+", db_index=False)
+    amount_jpy = models.PositiveIntegerField(_("amount (JPY)"))
+    status = models.CharField(
+        _("status"), max_length=16, choices=DuplicatePaymentStatus.choices, default=DuplicatePaymentStatus.PENDING
+    )
+    detected_at = models.DateTimeField(_("detected at"))
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    note = models.TextField(_("note"), blank=True)
+
+    class Meta:
+        verbose_name = _("duplicate coupon payment")
+        verbose_name_plural = _("duplicate coupon payments to confirm")
+        permissions = [
+            ("confirm_couponduplicatepayment", _("Can confirm or reject detected duplicate coupon payments")),
+        ]
+        indexes = [models.Index(fields=["status", "coupon"], name="coupon_dup_status_idx")]
+
+    def __str__(self) -> str:
+        return str(self.transaction_id)
+
+    def can_decide(self) -> bool:
+        return self.status == DuplicatePaymentStatus.PENDING
+
+
+class CouponRemedyKind(models.TextChoices):
+    RESTORATION = "restoration", _("Payment restored to the balance")
+    EXPIRY_EXTENSION = "expiry_extension", _("Expiry extended")
+
+
+@decision_history()
+class CouponRemedy(models.Model):
+    """A remedy of an approved coupon-outage claim, written to the coupon ledger (`ledger_entry`).
+
+    The idempotency keys are database constraints: a payment is restored at most once, whatever the
+    claim or program (`coupon_remedy_restored_once`); a claim extends its coupon's expiry once
+    (`coupon_remedy_extended_once`). Who applied it and when is on the row and in its audit history.
+    """
+
+    claim = models.ForeignKey(Claim, on_delete=models.PROTECT, related_name="coupon_remedies")
+    kind = models.CharField(_("kind"), max_length=16, choices=CouponRemedyKind.choices)
+    coupon = models.ForeignKey("customers.Coupon", on_delete=models.PROTECT, related_name="+", db_index=False)
+    # restoration: the erroneous payment given back (its `coupon-restore` line's key coupon-tx:<id>).
+    restored_payment = models.ForeignKey(
+        "customers.CouponTransaction", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    ledger_entry = models.OneToOneField("customers.CouponTransaction", on_delete=models.PROTECT, related_name="remedy")
+    amount_jpy = models.PositiveIntegerField(_("amount (JPY)"))
+    applied_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    applied_at = models.DateTimeField(_("applied at"))
+
+    class Meta:
+        verbose_name = _("coupon remedy")
+        verbose_name_plural = _("coupon remedies")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["restored_payment"],
+                condition=models.Q(kind="restoration"),
+                name="coupon_remedy_restored_once",
+            ),
+            models.UniqueConstraint(
+                fields=["claim", "coupon"],
+                condition=models.Q(kind="expiry_extension"),
+                name="coupon_remedy_extended_once",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind="expiry_extension", restored_payment__isnull=True)
+                | models.Q(kind="restoration", restored_payment__isnull=False),
+                name="coupon_remedy_kind_payment",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.claim_id} {self.kind} {self.ledger_entry_id}"
+
+
+class MergeOutcome(models.TextChoices):
+    """autorenew-60day, reason duplicate_purchase: what became of the agent's merge offer (SPEC)."""
+
+    REFUNDED = "refunded", _("Refunded (the customer wanted the refund)")
+    MERGED = "merged", _("Merged (remaining days added to the other licence, no refund)")
+    DECLINED = "declined", _("Declined (the customer kept both licences and withdrew the request)")
+
+
+@decision_history()
+class MergeOffer(models.Model):
+    """The merge offer made on an autorenew-60day duplicate-purchase claim, and its outcome.
+
+    `merged`: the renewed licence's remaining days (`days_added`) were added to `other_subscription`'s
+    end instead of refunding; `merged` and `declined` claims pay nothing (the engine reads this table).
+    """
+
+    claim = models.OneToOneField(Claim, on_delete=models.PROTECT, related_name="merge_offer")
+    outcome = models.CharField(_("outcome"), max_length=16, choices=MergeOutcome.choices)
+    other_subscription = models.ForeignKey(
+        "customers.Subscription", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    days_added = models.PositiveIntegerField(_("days added"), default=0)
+    note = models.TextField(_("note"), blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(_("recorded at"))
+
+    class Meta:
+        verbose_name = _("merge offer")
+        verbose_name_plural = _("merge offers")
+        permissions = [
+            ("record_merge_offer", _("Can record the outcome of a merge offer (autorenew-60day)")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.claim_id} {self.outcome}"
 
 
 class ProgramRun(models.Model):

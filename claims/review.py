@@ -8,22 +8,38 @@ plus one `ClaimDecision` row or raises `ClaimDecisionRefused` having changed not
 Maker-checker (SPEC "Who uses it"): nobody approves a claim they prepared or decided before (any earlier
 approve/reject of theirs on that claim, in any review round); a claim above the program's
 `second_approval_above_jpy` needs two approvals by two different people (the first moves it to
-`awaiting_second_approval`). `approved_amount_jpy` is recorded by the final approval only.
+`awaiting_second_approval`). `approved_amount_jpy` is recorded by the final approval only, and the
+final approval of a coupon-outage claim writes its ledger remedies in the same transaction
+(claims.remedies).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import random
 from collections.abc import Iterable
 from typing import Protocol
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from claims.models import Claim, ClaimDecision, ClaimStatus, DecisionAction, Program, RejectReason
+from claims.models import (
+    Claim,
+    ClaimDecision,
+    ClaimStatus,
+    DecisionAction,
+    MergeOffer,
+    MergeOutcome,
+    Program,
+    RejectReason,
+)
+from claims.remedies import coupon_remedies_apply_locked
 from support_portal.core.audit import audit_context
+from support_portal.core.business_days import jst_date
+from support_portal.customers.models import Charge, Subscription
 
 Actor = AbstractBaseUser | AnonymousUser | None
 
@@ -41,6 +57,8 @@ class RefusalCode:
     UNKNOWN_REASON = "unknown_reason"
     NOTE_REQUIRED = "note_required"
     NOT_LOWEST_BAND = "not_lowest_band"
+    NOT_APPLICABLE = "not_applicable"
+    ALREADY_RECORDED = "already_recorded"
 
 
 class ClaimDecisionRefused(Exception):
@@ -183,6 +201,7 @@ def _approve_locked(claim: Claim, person: AbstractBaseUser, *, action: str, note
             fields={"approved_amount_jpy": claim.amount_jpy},
             note=note,
         )
+        coupon_remedies_apply_locked(claim, person=person)  # coupon-outage only: the ledger remedies
     return claim.status
 
 
@@ -197,7 +216,11 @@ def claim_approve(*, claim: Claim, actor: Actor, note: str = "") -> Claim:
 
 
 def claim_reject(*, claim: Claim, actor: Actor, reason_code: str, note: str = "") -> Claim:
-    """Rejects a claim under review with a reason code (RejectReason); `other` also needs a note."""
+    """Rejects a claim under review with a reason code (RejectReason).
+
+    `other` and `special_circumstances` also need a note: "no refund" for special circumstances (SPEC
+    company-termination: account theft, illegal copying) is a reviewer's decision whose reason is recorded.
+    """
     person = _person(actor)
     with audit_context(actor=person, action="claim_reject"), transaction.atomic():
         locked = _lock_one(claim)
@@ -205,8 +228,8 @@ def claim_reject(*, claim: Claim, actor: Actor, reason_code: str, note: str = ""
             raise _refuse(locked, RefusalCode.REASON_REQUIRED, "a rejection needs a reason code")
         if reason_code not in RejectReason.values:
             raise _refuse(locked, RefusalCode.UNKNOWN_REASON, f"unknown reason code {reason_code!r}")
-        if reason_code == RejectReason.OTHER and not note.strip():
-            raise _refuse(locked, RefusalCode.NOTE_REQUIRED, "reason 'other' needs a note")
+        if reason_code in (RejectReason.OTHER, RejectReason.SPECIAL_CIRCUMSTANCES) and not note.strip():
+            raise _refuse(locked, RefusalCode.NOTE_REQUIRED, f"reason {reason_code!r} needs a note")
         if not locked.can_reject():
             raise _status_refusal(locked, "reject")
         if locked.prepared_by_id is not None and locked.prepared_by_id == person.pk:
@@ -285,7 +308,80 @@ def claims_bulk_approve(
                 status=ClaimStatus.APPROVED,
                 fields={"approved_amount_jpy": claim.amount_jpy, "qa_review": sampled},
             )
+            coupon_remedies_apply_locked(claim, person=person)
             approved.append(claim_id)
             if sampled:
                 qa_flagged.append(claim_id)
     return BulkApproveResult(approved=approved, refused=refused, qa_flagged=qa_flagged)
+
+
+# -- autorenew-60day: the merge offer (SPEC: for duplicate_purchase the agent first offers a merge) --
+
+MERGE_POLICY = "autorenew-60day"
+MERGE_REASON = "duplicate_purchase"
+
+
+def claim_merge_offer_record(
+    *,
+    claim: Claim,
+    actor: Actor,
+    outcome: str,
+    other_subscription: Subscription | None = None,
+    note: str = "",
+) -> MergeOffer:
+    """Records the outcome of the merge offer on an autorenew-60day duplicate-purchase claim.
+
+    `refunded`: the refund goes on to review as computed. `merged`: the renewed licence's remaining days
+    (its charge's period end − the request's JST date) are added to `other_subscription`'s end (the same
+    customer's other fixed-term licence) instead of refunding. `declined`: the customer keeps both
+    licences and withdraws. For `merged`/`declined` the program is then recomputed (program_run, set-based)
+    so the claim becomes not eligible (`merged` / `merge_declined`) and its grant is released. Locks the
+    program row, then the claim (the order of program_run); a decided claim or a second offer is refused.
+    """
+    from claims.services import program_run  # noqa: PLC0415 - services imports the engine
+
+    person = _person(actor)
+    with audit_context(actor=person, action="claim_merge_offer_record"), transaction.atomic():
+        locked = _lock_one(claim)
+        if locked.program.policy != MERGE_POLICY:
+            raise _refuse(locked, RefusalCode.NOT_APPLICABLE, "a merge offer is only for autorenew-60day claims")
+        submission = locked.official_submission
+        if submission is None or submission.reason != MERGE_REASON:
+            raise _refuse(locked, RefusalCode.NOT_APPLICABLE, "a merge is offered for duplicate purchases only")
+        if outcome not in MergeOutcome.values:
+            raise _refuse(locked, RefusalCode.UNKNOWN_REASON, f"unknown merge outcome {outcome!r}")
+        if locked.status in ClaimStatus.decided():
+            raise _status_refusal(locked, "record a merge offer on")
+        if MergeOffer.objects.filter(claim=locked).exists():
+            raise _refuse(locked, RefusalCode.ALREADY_RECORDED, "the merge offer's outcome is already recorded")
+        days = 0
+        if outcome == MergeOutcome.MERGED:
+            charge = Charge.objects.select_related("subscription").filter(pk=locked.subject).first()
+            if (
+                charge is None
+                or other_subscription is None
+                or other_subscription.customer_id != charge.subscription.customer_id
+                or other_subscription.pk == charge.subscription_id
+                or other_subscription.ended_at is None
+            ):
+                raise _refuse(
+                    locked,
+                    RefusalCode.NOT_APPLICABLE,
+                    "a merge needs the same customer's other licence with an end date",
+                )
+            days = max(0, (charge.period_end - jst_date(submission.submitted_at)).days)
+            Subscription.objects.filter(pk=other_subscription.pk).update(
+                ended_at=F("ended_at") + dt.timedelta(days=days)
+            )
+        offer = MergeOffer.objects.create(
+            claim=locked,
+            outcome=outcome,
+            other_subscription=other_subscription if outcome == MergeOutcome.MERGED else None,
+            days_added=days,
+            note=note,
+            recorded_by_id=person.pk,
+            recorded_at=timezone.now(),
+        )
+        if outcome != MergeOutcome.REFUNDED and locked.program.can_run():
+            program_run(program=locked.program, actor=person)
+        return offer

@@ -15,21 +15,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable
+import time
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection, transaction
 from django.utils import timezone
 
-from claims.engine import Entitlement, Reason, compute_entitlements, finalize, require_postgresql
-from claims.engine.common import fetch_all
-from claims.models import ClaimLine, ClaimStatus, Program, ProgramRun
+from claims.engine import Reason, require_postgresql, staging
+from claims.engine.common import STAGE_ENTITLEMENTS, STAGE_LINES, fetch_all
+from claims.engine.staging import EMPTY_LINES_HASH, lines_hash_sql
+from claims.models import ClaimStatus, Policy, Program, ProgramRun
+from claims.remedies import coupon_duplicates_detect_locked
 from support_portal.core.audit import audit_context
 from support_portal.core.business_days import BusinessCalendar, business_calendar
 
 Actor = AbstractBaseUser | AnonymousUser | None
-BATCH_SIZE = 5000
 
 
 class ProgramNotRunnable(Exception):
@@ -53,242 +54,210 @@ class ProgramRunResult:
     updated: int
     sent_to_rereview: int
     unchanged: int
+    # Wall seconds per step of the run (stage, grants, diff, insert, update, …), for the benchmark.
+    timings: dict[str, float] = dataclasses.field(default_factory=dict, compare=False)
 
 
-# A claim as compared between runs: the engine's output, lines included.
-ClaimSignature = tuple[Any, ...]
+# --- program_run: the engine's stage tables (claims.engine.staging) turned into rows, set-based ---
 
+S = STAGE_ENTITLEMENTS
+L = STAGE_LINES
+DECIDED = "(" + ", ".join(f"'{status}'" for status in sorted(ClaimStatus.decided())) + ")"
 
-def _signature(entitlement: Entitlement) -> ClaimSignature:
-    return (
-        entitlement.customer_id,
-        entitlement.payee_id,
-        entitlement.eligible,
-        entitlement.reason,
-        entitlement.amount_jpy,
-        entitlement.official_submission_id,
-        entitlement.payout_method,
-        entitlement.provider_request_due_on,
-        entitlement.note,
-        tuple(
-            (line.label, line.amount_jpy, line.rule, line.grant_key, line.excluded_reason) for line in entitlement.lines
-        ),
-    )
-
-
-EXISTING_CLAIMS_SQL = """
-SELECT c.id, c.subject, c.status, c.customer_id, c.payee_id, c.eligible, c.reason, c.amount_jpy,
-       c.official_submission_id, c.payout_method, c.provider_request_due_on, c.note,
-       COALESCE(array_agg(l.label ORDER BY l.position) FILTER (WHERE l.id IS NOT NULL), '{}'),
-       COALESCE(array_agg(l.amount_jpy ORDER BY l.position) FILTER (WHERE l.id IS NOT NULL), '{}'),
-       COALESCE(array_agg(l.rule ORDER BY l.position) FILTER (WHERE l.id IS NOT NULL), '{}'),
-       COALESCE(array_agg(l.grant_key ORDER BY l.position) FILTER (WHERE l.id IS NOT NULL), '{}'),
-       COALESCE(array_agg(l.excluded_reason ORDER BY l.position) FILTER (WHERE l.id IS NOT NULL), '{}')
-  FROM claims_claim c
-  LEFT JOIN claims_claimline l ON l.claim_id = c.id
- WHERE c.program_id = %(program)s
- GROUP BY c.id
+EXCLUDE_HELD_ELSEWHERE_SQL = f"""
+WITH held AS (
+    SELECT g.grant_key, p.slug
+      FROM claims_grant g JOIN claims_program p ON p.id = g.program_id
+     WHERE g.program_id <> %(program)s
+)
+UPDATE {L} l SET excluded_reason = '{Reason.ALREADY_COMPENSATED}:' || held.slug, amount_jpy = 0
+  FROM held, {S} e
+ WHERE held.grant_key = l.cover_key AND l.excluded_reason = '' AND e.subject = l.subject AND e.eligible
 """
 
+# A claim left with nothing to pay after exclusions is not eligible: reason = its first excluded line's.
+# Then, as for every ineligible claim, only excluded lines are kept, at amount 0.
+REDECIDE_ELIGIBILITY_SQL = f"""
+UPDATE {S} e SET eligible = false, reason = COALESCE(x.first_excluded, '{Reason.NOTHING_DUE}')
+  FROM (
+    SELECT subject,
+           COALESCE(sum(amount_jpy) FILTER (WHERE excluded_reason = ''), 0) AS paid,
+           (array_agg(excluded_reason ORDER BY position) FILTER (WHERE excluded_reason <> ''))[1] AS first_excluded
+      FROM {L}
+     WHERE subject IN (SELECT subject FROM {L} WHERE excluded_reason <> '')
+     GROUP BY subject
+  ) x
+ WHERE e.subject = x.subject AND e.eligible AND x.paid <= 0;
+DELETE FROM {L} l USING {S} e WHERE e.subject = l.subject AND NOT e.eligible AND l.excluded_reason = '';
+UPDATE {L} l SET amount_jpy = 0 FROM {S} e WHERE e.subject = l.subject AND NOT e.eligible AND l.amount_jpy <> 0;
+"""
 
-def _existing_claims(program: Program) -> dict[str, tuple[int, str, ClaimSignature]]:
-    """subject -> (claim id, status, signature) for every claim of the program, in one query.
+# Only the subjects whose claim is created or changed (claims_stage_diff): an unchanged claim (same
+# eligibility and lines hash) holds exactly the grants its lines need already, written with it.
+WANTED_GRANTS_SQL = f"""
+DROP TABLE IF EXISTS claims_stage_grant;
+CREATE TEMP TABLE claims_stage_grant AS
+SELECT l.cover_key AS grant_key, min(l.subject) AS subject, sum(l.amount_jpy)::integer AS amount_jpy
+  FROM {L} l
+  JOIN {S} e ON e.subject = l.subject AND e.eligible
+  JOIN claims_stage_diff d ON d.subject = l.subject
+ WHERE l.excluded_reason = '' AND l.cover_key <> ''
+ GROUP BY l.cover_key;
+ANALYZE claims_stage_grant;
+"""
 
-    Not row-locked (FOR UPDATE of a million claims would rewrite every tuple): runs of one program are
-    serialised by the program row lock, and the UPDATE only applies where the status is still the one
-    read here, so a decision taken meanwhile is never overwritten (the next run sees it).
-    """
-    result = {}
-    for row in fetch_all(EXISTING_CLAIMS_SQL, {"program": program.pk}):
-        lines = tuple(zip(*row[12:17], strict=True))
-        result[row[1]] = (row[0], row[2], (*row[3:12], lines))
-    return result
-
-
+# New keys in sorted order (the lock order); a key another program took meanwhile is not inserted.
 INSERT_GRANTS_SQL = """
-INSERT INTO claims_grant (grant_key, program_id, subject, amount_jpy, created_at)
-SELECT k, %(program)s, s, a, %(now)s
-  FROM unnest(%(keys)s::text[], %(subjects)s::text[], %(amounts)s::int[]) AS t(k, s, a)
- ORDER BY k
-ON CONFLICT (grant_key) DO NOTHING
-RETURNING grant_key
+WITH new AS MATERIALIZED (
+    SELECT w.* FROM claims_stage_grant w
+     WHERE NOT EXISTS (SELECT 1 FROM claims_grant g WHERE g.grant_key = w.grant_key)
+),
+inserted AS (
+    INSERT INTO claims_grant (grant_key, program_id, subject, amount_jpy, created_at)
+    SELECT grant_key, %(program)s, subject, amount_jpy, %(now)s FROM new ORDER BY grant_key
+    ON CONFLICT (grant_key) DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM new), (SELECT count(*) FROM inserted)
 """
 
-UPDATE_GRANTS_SQL = """
-UPDATE claims_grant g SET subject = t.s, amount_jpy = t.a
-  FROM unnest(%(keys)s::text[], %(subjects)s::text[], %(amounts)s::int[]) AS t(k, s, a)
- WHERE g.grant_key = t.k AND g.program_id = %(program)s
-   AND (g.subject, g.amount_jpy) IS DISTINCT FROM (t.s, t.a)
+SETTLE_GRANTS_SQL = """
+UPDATE claims_grant g SET subject = w.subject, amount_jpy = w.amount_jpy
+  FROM claims_stage_grant w
+ WHERE g.grant_key = w.grant_key AND g.program_id = %(program)s
+   AND (g.subject, g.amount_jpy) IS DISTINCT FROM (w.subject, w.amount_jpy);
+DELETE FROM claims_grant g
+ USING claims_stage_diff d
+ WHERE g.program_id = %(program)s AND g.subject = d.subject
+   AND NOT EXISTS (SELECT 1 FROM claims_stage_grant w WHERE w.grant_key = g.grant_key);
+DROP TABLE claims_stage_grant;
 """
 
-
-def _wanted_grants(entitlements: Iterable[Entitlement]) -> dict[str, tuple[str, int]]:
-    return {
-        key: (entitlement.subject, amount)
-        for entitlement in entitlements
-        for key, amount in entitlement.paid_grant_keys().items()
-    }
-
-
-def _take_grants(*, program: Program, entitlements: list[Entitlement], now: dt.datetime) -> None:
-    """Makes the program's grants match its eligible lines; lines whose key another program won are excluded."""
-    wanted = _wanted_grants(entitlements)
-    own = {
-        key: (subject, amount)
-        for key, subject, amount in fetch_all(
-            "SELECT grant_key, subject, amount_jpy FROM claims_grant WHERE program_id = %s", [program.pk]
-        )
-    }
-    new_keys = sorted(set(wanted) - set(own))
-    if new_keys:
-        inserted = {
-            row[0]
-            for row in fetch_all(
-                INSERT_GRANTS_SQL,
-                {
-                    "program": program.pk,
-                    "now": now,
-                    "keys": new_keys,
-                    "subjects": [wanted[k][0] for k in new_keys],
-                    "amounts": [wanted[k][1] for k in new_keys],
-                },
-            )
-        }
-        lost = [key for key in new_keys if key not in inserted]
-        if lost:
-            # Another program's run committed these keys after our preview: the database decided.
-            owners = dict(
-                fetch_all(
-                    "SELECT g.grant_key, p.slug FROM claims_grant g JOIN claims_program p ON p.id = g.program_id"
-                    " WHERE g.grant_key = ANY(%s)",
-                    [lost],
-                )
-            )
-            for entitlement in entitlements:
-                entitlement.exclude_keys(owners)
-                finalize(entitlement)
-            wanted = _wanted_grants(entitlements)
-    changed = sorted(key for key in set(wanted) & set(own) if own[key] != wanted[key])
-    if changed:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                UPDATE_GRANTS_SQL,
-                {
-                    "program": program.pk,
-                    "keys": changed,
-                    "subjects": [wanted[k][0] for k in changed],
-                    "amounts": [wanted[k][1] for k in changed],
-                },
-            )
-    # Keys the program holds (or just tried to take) that no eligible line needs any more.
-    stale = sorted((set(own) | set(new_keys)) - set(wanted))
-    if stale:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "DELETE FROM claims_grant WHERE program_id = %s AND grant_key = ANY(%s)", [program.pk, stale]
-            )
-
-
-def _vanished(subject: str) -> Entitlement:
-    """A subject that had a claim but is no longer produced by the engine (source data changed)."""
-    return Entitlement(subject=subject, customer_id=None, payee_id=None, eligible=False, reason=Reason.NOT_COVERED)
-
-
-def _claim_values(entitlement: Entitlement) -> dict[str, Any]:
-    return {
-        "customer_id": entitlement.customer_id,
-        "payee_id": entitlement.payee_id,
-        "eligible": entitlement.eligible,
-        "reason": entitlement.reason,
-        "amount_jpy": entitlement.amount_jpy,
-        "official_submission_id": entitlement.official_submission_id,
-        "payout_method": entitlement.payout_method,
-        "provider_request_due_on": entitlement.provider_request_due_on,
-        "note": entitlement.note,
-    }
-
-
-INSERT_CLAIMS_SQL = """
-INSERT INTO claims_claim (program_id, subject, customer_id, payee_id, status, eligible, reason, amount_jpy,
-                          approved_amount_jpy, official_submission_id, payout_method, provider_request_due_on,
-                          note, computed_at, prepared_by_id, decided_by_id, qa_review)
-SELECT %(program)s, t.subject, t.customer_id, t.payee_id, %(status)s, t.eligible, t.reason, t.amount_jpy,
-       NULL, t.official_submission_id, t.payout_method, t.provider_request_due_on,
-       t.note, %(now)s, %(prepared_by)s, NULL, false
-  FROM unnest(%(subjects)s::text[], %(customers)s::text[], %(payees)s::text[], %(eligible)s::boolean[],
-              %(reasons)s::text[], %(amounts)s::int[], %(submissions)s::text[], %(payout_methods)s::text[],
-              %(due)s::date[], %(notes)s::text[])
-       WITH ORDINALITY AS t(subject, customer_id, payee_id, eligible, reason, amount_jpy, official_submission_id,
-                            payout_method, provider_request_due_on, note, n)
- ORDER BY t.n
-RETURNING id, subject
+SUMMARISE_SQL = f"""
+UPDATE {S} e SET amount_jpy = CASE WHEN e.eligible THEN x.total ELSE 0 END, lines_hash = x.lines_hash
+  FROM (SELECT l.subject, sum(l.amount_jpy) AS total, {lines_hash_sql("l")} AS lines_hash
+          FROM {L} l GROUP BY l.subject) x
+ WHERE e.subject = x.subject;
 """
 
-INSERT_LINES_SQL = """
+CLAIM_COLUMNS = (
+    "customer_id",
+    "payee_id",
+    "eligible",
+    "reason",
+    "amount_jpy",
+    "official_submission_id",
+    "payout_method",
+    "provider_request_due_on",
+    "note",
+    "lines_hash",
+)
+# What a subject no longer produced by the engine becomes (source data changed): not eligible, no lines.
+VANISHED_VALUES = {
+    "eligible": "false",
+    "reason": f"'{Reason.NOT_COVERED}'",
+    "amount_jpy": "0",
+    "payout_method": "''",
+    "note": "''",
+    "lines_hash": f"'{EMPTY_LINES_HASH}'",
+}
+
+
+def _new_value(column: str) -> str:
+    default = VANISHED_VALUES.get(column)
+    return f"COALESCE(e.{column}, {default})" if default else f"e.{column}"
+
+
+# Every subject whose claim must be created or changed, with its new values: one FULL JOIN of the
+# program's claims and the stage (unchanged claims, the usual case on a re-run, drop out here).
+DIFF_SQL = f"""
+DROP TABLE IF EXISTS claims_stage_diff, claims_stage_updated;
+CREATE TEMP TABLE claims_stage_diff AS
+SELECT c.id AS claim_id, c.status AS old_status, COALESCE(e.subject, c.subject) AS subject,
+       c.lines_hash IS DISTINCT FROM {_new_value("lines_hash")} AS lines_changed,
+       {", ".join(f"{_new_value(column)} AS {column}" for column in CLAIM_COLUMNS)}
+  FROM (SELECT * FROM claims_claim WHERE program_id = %(program)s) c
+  FULL JOIN {S} e ON e.subject = c.subject
+ WHERE c.id IS NULL
+    OR ({", ".join(f"c.{column}" for column in CLAIM_COLUMNS)})
+       IS DISTINCT FROM ({", ".join(_new_value(column) for column in CLAIM_COLUMNS)});
+CREATE TEMP TABLE claims_stage_updated (claim_id bigint, subject text, lines_changed boolean, rereview boolean);
+"""
+
+INSERT_CLAIMS_SQL = f"""
+WITH created AS (
+    INSERT INTO claims_claim (program_id, subject, status, approved_amount_jpy, computed_at, prepared_by_id,
+                              decided_by_id, qa_review, {", ".join(CLAIM_COLUMNS)})
+    SELECT %(program)s, d.subject, '{ClaimStatus.COMPUTED}', NULL, %(now)s, %(prepared_by)s, NULL, false,
+           {", ".join(f"d.{column}" for column in CLAIM_COLUMNS)}
+      FROM claims_stage_diff d
+     WHERE d.claim_id IS NULL
+     ORDER BY d.subject
+    RETURNING id, subject
+)
 INSERT INTO claims_claimline (claim_id, position, label, amount_jpy, rule, grant_key, excluded_reason)
-SELECT * FROM unnest(%(claims)s::bigint[], %(positions)s::int[], %(labels)s::text[], %(amounts)s::int[],
-                     %(rules)s::text[], %(keys)s::text[], %(excluded)s::text[])
+SELECT created.id, l.position, l.label, l.amount_jpy, l.rule, l.grant_key, l.excluded_reason
+  FROM created JOIN {L} l ON l.subject = created.subject
+"""
+
+# The status guard: a claim decided while the run computed keeps that decision (the next run sees it).
+UPDATE_CLAIMS_SQL = f"""
+WITH changed AS (
+    UPDATE claims_claim c
+       SET {", ".join(f"{column} = d.{column}" for column in CLAIM_COLUMNS)},
+           status = CASE WHEN c.status IN {DECIDED} THEN '{ClaimStatus.NEEDS_REREVIEW}' ELSE c.status END,
+           computed_at = %(now)s
+      FROM claims_stage_diff d
+     WHERE c.id = d.claim_id AND c.status = d.old_status
+    RETURNING c.id, d.subject, d.lines_changed, d.old_status IN {DECIDED}
+)
+INSERT INTO claims_stage_updated SELECT * FROM changed;
+DELETE FROM claims_claimline l USING claims_stage_updated u WHERE l.claim_id = u.claim_id AND u.lines_changed;
+INSERT INTO claims_claimline (claim_id, position, label, amount_jpy, rule, grant_key, excluded_reason)
+SELECT u.claim_id, l.position, l.label, l.amount_jpy, l.rule, l.grant_key, l.excluded_reason
+  FROM claims_stage_updated u JOIN {L} l ON l.subject = u.subject
+ WHERE u.lines_changed;
+"""
+
+COUNTS_SQL = f"""
+SELECT (SELECT count(*) FROM {S}) + (SELECT count(*) FROM claims_stage_diff d WHERE NOT EXISTS (
+            SELECT 1 FROM {S} e WHERE e.subject = d.subject)),
+       (SELECT count(*) FROM claims_stage_diff WHERE claim_id IS NULL),
+       (SELECT count(*) FROM claims_stage_updated),
+       (SELECT count(*) FROM claims_stage_updated WHERE rereview)
 """
 
 
-def _insert_claims(
-    batch: list[Entitlement], *, program: Program, prepared_by_id: Any, now: dt.datetime
-) -> dict[str, int]:
-    """One INSERT … SELECT FROM unnest(…) per batch (what bulk_create wrote, without building models)."""
-    values = [_claim_values(e) for e in batch]
-    rows = fetch_all(
-        INSERT_CLAIMS_SQL,
-        {
-            "program": program.pk,
-            "status": ClaimStatus.COMPUTED,
-            "now": now,
-            "prepared_by": prepared_by_id,
-            "subjects": [e.subject for e in batch],
-            "customers": [v["customer_id"] for v in values],
-            "payees": [v["payee_id"] for v in values],
-            "eligible": [v["eligible"] for v in values],
-            "reasons": [v["reason"] for v in values],
-            "amounts": [v["amount_jpy"] for v in values],
-            "submissions": [v["official_submission_id"] for v in values],
-            "payout_methods": [v["payout_method"] for v in values],
-            "due": [v["provider_request_due_on"] for v in values],
-            "notes": [v["note"] for v in values],
-        },
-    )
-    return {subject: claim_id for claim_id, subject in rows}
-
-
-def _insert_lines(claims: list[tuple[int, Entitlement]]) -> None:
-    """The lines of the given claims, numbered from 1 in the entitlement's order, in one INSERT."""
-    rows = [
-        (claim_id, position, line)
-        for claim_id, entitlement in claims
-        for position, line in enumerate(entitlement.lines, start=1)
-    ]
-    if not rows:
-        return
+def _execute(sql: str, params: dict[str, Any] | None = None) -> int:
     with connection.cursor() as cursor:
-        cursor.execute(
-            INSERT_LINES_SQL,
-            {
-                "claims": [claim_id for claim_id, _p, _l in rows],
-                "positions": [position for _c, position, _l in rows],
-                "labels": [line.label for _c, _p, line in rows],
-                "amounts": [line.amount_jpy for _c, _p, line in rows],
-                "rules": [line.rule for _c, _p, line in rows],
-                "keys": [line.grant_key for _c, _p, line in rows],
-                "excluded": [line.excluded_reason for _c, _p, line in rows],
-            },
-        )
+        cursor.execute(sql, params)
+        return cursor.rowcount
 
 
-def _known_customers(entitlements: list[Entitlement]) -> set[str]:
-    ids = sorted({i for e in entitlements for i in (e.customer_id, e.payee_id) if i})
-    if not ids:
-        return set()
-    return {
-        row[0] for row in fetch_all("SELECT customer_id FROM customers_customer WHERE customer_id = ANY(%s)", [ids])
-    }
+def _exclude_held_elsewhere(program: Program) -> None:
+    """Lines whose key another program holds are excluded; claims left with nothing due become ineligible."""
+    if _execute(EXCLUDE_HELD_ELSEWHERE_SQL, {"program": program.pk}) > 0:
+        _execute(REDECIDE_ELIGIBILITY_SQL)
+
+
+def _summarise_and_diff(params: dict[str, Any]) -> None:
+    _execute(SUMMARISE_SQL)
+    _execute(DIFF_SQL, params)
+
+
+def _take_grants(*, program: Program, params: dict[str, Any]) -> None:
+    """Makes the grants of the changed claims match their eligible lines; keys another program won are
+    excluded (and the summary and diff recomputed)."""
+    _execute(WANTED_GRANTS_SQL)
+    new, inserted = fetch_all(INSERT_GRANTS_SQL, params)[0]
+    if inserted < new:
+        # Another program's run committed some of these keys after we read the grants: the database
+        # decided; exclude those lines (and what follows from it) before settling our own keys.
+        _exclude_held_elsewhere(program)
+        _summarise_and_diff(params)
+        _execute(WANTED_GRANTS_SQL)
+    # Keys the program holds (or just took) that no eligible line needs any more are released.
+    _execute(SETTLE_GRANTS_SQL, params)
 
 
 def program_run(
@@ -299,129 +268,85 @@ def program_run(
     calendar: BusinessCalendar | None = None,
     run: ProgramRun | None = None,
 ) -> ProgramRunResult:
-    """Computes every claim of the program and writes Claims, ClaimLines and Grants (idempotent)."""
+    """Computes every claim of the program and writes Claims, ClaimLines and Grants (idempotent).
+
+    Set-based end to end: the engine fills TEMP tables (claims.engine.staging); grants, claims and lines
+    are written by INSERT … SELECT / UPDATE … FROM statements; no per-subject Python object is built
+    (login-outage-2024) and unchanged claims are not touched (no audit events).
+    """
     require_postgresql()
     as_of = as_of or timezone.now()
     calendar = calendar or business_calendar()  # loaded once per run
+    prepared_by = actor.pk if actor is not None and actor.is_authenticated else None
     with audit_context(actor=actor, job="program_run", program=program.slug), transaction.atomic():
         # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED: in one transaction that inserts
         # hundreds of thousands of rows, PostgreSQL re-walks the growing queue of deferred checks at
         # every statement, which made a run quadratic (20k claims: 36 s deferred vs 6 s immediate).
         # Every row here is written after the rows it references, so immediate checks are correct.
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        _execute("SET CONSTRAINTS ALL IMMEDIATE")
         # Lock order: program, grants (sorted keys), claims.
         locked = Program.objects.select_for_update().get(pk=program.pk)
         if not locked.can_run():
             raise ProgramNotRunnable(f"program {locked.slug} is {locked.status}")
-        entitlements = compute_entitlements(program=locked, as_of=as_of, calendar=calendar)
+        timings: dict[str, float] = {}
+        clock = time.monotonic()
+
+        def step(name: str) -> None:
+            nonlocal clock
+            now = time.monotonic()
+            timings[name] = round(now - clock, 3)
+            clock = now
+
+        if locked.policy == Policy.COUPON_OUTAGE_2023:
+            # Class-B2 duplicates found now are queued for agents (claims.remedies); the engine reads the queue.
+            coupon_duplicates_detect_locked(locked)
+            step("detect_duplicates")
+        staging.stage(program=locked, as_of=as_of, calendar=calendar)
+        step("stage")
+        _exclude_held_elsewhere(locked)
+        step("exclude")
+        params = {"program": locked.pk, "now": as_of, "prepared_by": prepared_by}
+        _execute(SUMMARISE_SQL)
+        step("summarise")
+        _execute(DIFF_SQL, params)
+        step("diff")
+        _take_grants(program=locked, params=params)
+        step("grants")
+        _execute(INSERT_CLAIMS_SQL, params)
+        step("insert_claims_lines")
+        _execute(UPDATE_CLAIMS_SQL, params)
+        step("update_claims_lines")
+        total, created, updated, rereview = fetch_all(COUNTS_SQL, {})[0]
         if run is not None:
-            ProgramRun.objects.filter(pk=run.pk).update(total=len(entitlements))
-        _take_grants(program=locked, entitlements=entitlements, now=as_of)
-        existing = _existing_claims(locked)
-        produced = {e.subject for e in entitlements}
-        entitlements += [_vanished(subject) for subject in sorted(set(existing) - produced)]
-        # Payees/customers that are not (or no longer) in the customer table are kept as None.
-        known = _known_customers(entitlements)
-        for entitlement in entitlements:
-            entitlement.customer_id = entitlement.customer_id if entitlement.customer_id in known else None
-            entitlement.payee_id = entitlement.payee_id if entitlement.payee_id in known else None
-        return _write_claims(program=locked, actor=actor, entitlements=entitlements, existing=existing, now=as_of)
-
-
-def _write_claims(
-    *,
-    program: Program,
-    actor: Actor,
-    entitlements: list[Entitlement],
-    existing: dict[str, tuple[int, str, ClaimSignature]],
-    now: dt.datetime,
-) -> ProgramRunResult:
-    to_create: list[Entitlement] = []
-    to_update: list[tuple[int, str, str, Entitlement, bool]] = []  # id, old/new status, entitlement, lines changed
-    rereview = 0
-    for entitlement in entitlements:
-        current = existing.get(entitlement.subject)
-        if current is None:
-            to_create.append(entitlement)
-            continue
-        claim_id, status, old = current
-        new = _signature(entitlement)
-        if new == old:
-            continue
-        new_status = status
-        if status in ClaimStatus.decided():
-            # Never change a decided amount silently: the decision must be made again.
-            new_status = ClaimStatus.NEEDS_REREVIEW
-            rereview += 1
-        to_update.append((claim_id, status, new_status, entitlement, new[-1] != old[-1]))
-
-    prepared_by = actor if actor is not None and actor.is_authenticated else None
-    for start in range(0, len(to_create), BATCH_SIZE):
-        batch = to_create[start : start + BATCH_SIZE]
-        ids = _insert_claims(batch, program=program, prepared_by_id=prepared_by.pk if prepared_by else None, now=now)
-        _insert_lines([(ids[e.subject], e) for e in batch])
-    for start in range(0, len(to_update), BATCH_SIZE):
-        batch_updates = to_update[start : start + BATCH_SIZE]
-        updated_ids = _update_claims(batch_updates, now=now)
-        relined = [
-            (claim_id, e)
-            for claim_id, _old, _new, e, lines_changed in batch_updates
-            if lines_changed and claim_id in updated_ids
-        ]
-        if relined:
-            ClaimLine.objects.filter(claim_id__in=[claim_id for claim_id, _e in relined]).delete()
-            _insert_lines(relined)
+            ProgramRun.objects.filter(pk=run.pk).update(total=total)
+        _execute("DROP TABLE claims_stage_diff, claims_stage_updated")
+        staging.drop_tables()
+    step("counts_commit")
     return ProgramRunResult(
-        total=len(entitlements),
-        created=len(to_create),
-        updated=len(to_update),
+        total=total,
+        created=created,
+        updated=updated,
         sent_to_rereview=rereview,
-        unchanged=len(entitlements) - len(to_create) - len(to_update),
+        unchanged=total - created - updated,
+        timings=timings,
     )
 
 
-UPDATE_CLAIMS_SQL = """
-UPDATE claims_claim c
-   SET status = t.status, customer_id = t.customer_id, payee_id = t.payee_id, eligible = t.eligible,
-       reason = t.reason, amount_jpy = t.amount_jpy, official_submission_id = t.official_submission_id,
-       payout_method = t.payout_method, provider_request_due_on = t.provider_request_due_on, note = t.note,
-       computed_at = %(now)s
-  FROM unnest(%(ids)s::bigint[], %(old_statuses)s::text[], %(statuses)s::text[],
-              %(customers)s::text[], %(payees)s::text[],
-              %(eligible)s::boolean[], %(reasons)s::text[], %(amounts)s::int[], %(submissions)s::text[],
-              %(payout_methods)s::text[], %(due)s::date[], %(notes)s::text[])
-       AS t(id, old_status, status, customer_id, payee_id, eligible, reason, amount_jpy, official_submission_id,
-            payout_method, provider_request_due_on, note)
- WHERE c.id = t.id AND c.status = t.old_status
-RETURNING c.id
-"""
+def program_claims_submit_for_review(*, program: Program, actor: Actor) -> int:
+    """Sends the program's eligible `computed` claims to review (`pending_review`), in one UPDATE.
 
-
-def _update_claims(updates: list[tuple[int, str, str, Entitlement, bool]], *, now: dt.datetime) -> set[int]:
-    """One UPDATE … FROM unnest(…) per batch: set-based, and the audit trigger records each row."""
-    values = [(_claim_values(e), claim_id, status) for claim_id, _old, status, e, _lines in updates]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            UPDATE_CLAIMS_SQL,
-            {
-                "now": now,
-                "ids": [claim_id for _v, claim_id, _s in values],
-                "old_statuses": [old for _c, old, _n, _e, _l in updates],
-                "statuses": [status for _v, _c, status in values],
-                "customers": [v["customer_id"] for v, _c, _s in values],
-                "payees": [v["payee_id"] for v, _c, _s in values],
-                "eligible": [v["eligible"] for v, _c, _s in values],
-                "reasons": [v["reason"] for v, _c, _s in values],
-                "amounts": [v["amount_jpy"] for v, _c, _s in values],
-                "submissions": [v["official_submission_id"] for v, _c, _s in values],
-                "payout_methods": [v["payout_method"] for v, _c, _s in values],
-                "due": [v["provider_request_due_on"] for v, _c, _s in values],
-                "notes": [v["note"] for v, _c, _s in values],
-            },
+    The step between a run and the review queues: the manager looks at the run's result, then releases
+    it. Ineligible claims stay `computed` (nothing to pay; the breakdown explains why). Locks the program
+    row first (the lock order of program_run), so it never interleaves with a run of the same program;
+    the statement-level history trigger records every claim changed, with the actor. Returns the count.
+    """
+    with audit_context(actor=actor, action="program_claims_submit_for_review"), transaction.atomic():
+        Program.objects.select_for_update().get(pk=program.pk)
+        return _execute(
+            "UPDATE claims_claim SET status = %(pending)s"
+            " WHERE program_id = %(program)s AND status = %(computed)s AND eligible",
+            {"program": program.pk, "pending": ClaimStatus.PENDING_REVIEW, "computed": ClaimStatus.COMPUTED},
         )
-        return {row[0] for row in cursor.fetchall()}
 
 
 def program_set_status(*, program: Program, status: str, actor: Actor) -> Program:

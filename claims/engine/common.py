@@ -18,6 +18,9 @@ from support_portal.customers.models import PaymentMethod
 FRAUD_REASONS = frozenset({"fraud", "stolen_payment_method"})
 # The refund request must reach the payment provider within this many business days (SPEC).
 PROVIDER_REQUEST_BUSINESS_DAYS = 3
+# The run's TEMP tables (claims.engine.staging): one row per subject, one per line.
+STAGE_ENTITLEMENTS = "claims_stage_entitlement"
+STAGE_LINES = "claims_stage_line"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,11 @@ Rules (lines):
 - `coupon-restore` (key `coupon-tx:<transaction>`): a class-B erroneous payment restored to the balance
   (B1: confirmed by the store through an agent; B2: every payment after the first of a run of same
   coupon, same store, same amount, each within `duplicate_interval_seconds` of the previous one).
-  A payment already reversed in the ledger (a later reversal of the same amount) is not restored.
+  A payment already reversed in the ledger (a later reversal of the same amount) is not restored, nor
+  a detected duplicate an agent rejected (claims.CouponDuplicatePayment, status `rejected`).
+
+Remedy rows in the ledger (kinds `restoration`, `expiry_extension`, written by claims.remedies when a
+claim is approved) are never read here: the entitlement is computed from the original ledger.
 
 Class A: original expiry <= `original_expiry_until` and balance at `extended_expiry_at` >= ¥1.
 Who applies: coupons in the app and not withdrawn need no application for class A (rule
@@ -42,7 +46,8 @@ ONE_SECOND = dt.timedelta(seconds=1)
 
 WINDOW_PAYMENTS_SQL = """
 SELECT t.transaction_id, t.coupon_id, t.amount_jpy, t.occurred_at, t.store_name,
-       t.previous_at IS NOT NULL AND t.occurred_at - t.previous_at <= %(interval)s AS duplicate,
+       t.previous_at IS NOT NULL AND t.occurred_at - t.previous_at <= %(interval)s
+           AND d.status IS DISTINCT FROM 'rejected' AS duplicate,
        cf.id IS NOT NULL AS store_confirmed
   FROM (
       SELECT p.*, lag(p.occurred_at) OVER (
@@ -54,6 +59,7 @@ SELECT t.transaction_id, t.coupon_id, t.amount_jpy, t.occurred_at, t.store_name,
                               WHERE kind = 'payment' AND occurred_at >= %(start)s AND occurred_at < %(end)s)
   ) t
   LEFT JOIN claims_couponpaymentconfirmation cf ON cf.transaction_id = t.transaction_id
+  LEFT JOIN claims_couponduplicatepayment d ON d.transaction_id = t.transaction_id
  WHERE t.occurred_at >= %(start)s AND t.occurred_at < %(end)s
  ORDER BY t.coupon_id, t.occurred_at, t.transaction_id
 """
@@ -74,7 +80,8 @@ SELECT cp.inquiry_number, cp.customer_id, cp.expires_at <= %(original_until)s AS
            CASE WHEN t.occurred_at < %(remedy)s THEN
                 CASE t.kind WHEN 'payment' THEN -t.amount_jpy ELSE t.amount_jpy END END), 0) AS balance_remedy
   FROM customers_coupon cp
-  LEFT JOIN customers_coupontransaction t ON t.coupon_id = cp.inquiry_number
+  LEFT JOIN customers_coupontransaction t
+         ON t.coupon_id = cp.inquiry_number AND t.kind IN ('charge', 'payment', 'reversal')
  WHERE cp.expires_at <= %(original_until)s OR cp.inquiry_number = ANY(%(also)s)
  GROUP BY cp.inquiry_number
 """

@@ -115,18 +115,32 @@ def _not_eligible(entitlement: Entitlement, reason: str) -> Entitlement:
     return entitlement
 
 
+MERGE_OUTCOMES_SQL = """
+SELECT c.subject, m.outcome
+  FROM claims_mergeoffer m JOIN claims_claim c ON c.id = m.claim_id
+ WHERE c.program_id = %(program)s
+"""
+
+MERGE_REASONS = {"merged": Reason.MERGED, "declined": Reason.MERGE_DECLINED}
+
+
 def compute_autorenew(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar) -> list[Entitlement]:
     """Full refund of a renewal charge requested within `window_days` JST days of the charge (inclusive).
 
-    No division, no rounding. A reason from `allowed_reasons` is required (`reason_required`).
+    No division, no rounding. A reason from `allowed_reasons` is required (`reason_required`). A claim
+    whose merge offer ended `merged` or `declined` (claims.models.MergeOffer) is not refunded.
     A charge counts as a renewal when the subscription auto-renews or an earlier payment exists.
     """
     params = program.typed_parameters()
     assert isinstance(params, AutorenewParameters)
+    # A recorded merge offer that ended in a merge or a withdrawal: nothing to refund (one query).
+    merge_outcomes = dict(fetch_all(MERGE_OUTCOMES_SQL, {"program": program.pk})) if program.pk else {}
     result = []
     for entitlement, charge, submission, is_first, _used, auto_renew in _requests(program, calendar):
         if entitlement.eligible and charge is not None:
-            if not auto_renew and is_first:
+            if merge_outcomes.get(entitlement.subject) in MERGE_REASONS:
+                _not_eligible(entitlement, MERGE_REASONS[merge_outcomes[entitlement.subject]])
+            elif not auto_renew and is_first:
                 _not_eligible(entitlement, Reason.NOT_COVERED)
             elif jst_days_between(charge.charged_at, submission.submitted_at) > params.window_days:
                 _not_eligible(entitlement, Reason.OUTSIDE_WINDOW)

@@ -24,6 +24,9 @@ class Reason(StrEnum):
     STORE_NOT_CONFIRMED = "store_not_confirmed"
     NOTHING_DUE = "nothing_due"
     UNKNOWN_SUBJECT = "unknown_subject"
+    # autorenew-60day merge offer (claims.models.MergeOffer): the licence was extended instead / withdrawn.
+    MERGED = "merged"
+    MERGE_DECLINED = "merge_declined"
 
 
 # What the customer is told when the store, not us, must refund (SPEC: "the claim ends with instructions").

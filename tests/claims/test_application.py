@@ -1,6 +1,7 @@
 """The customer application page: signed links, the deadline window, web submissions, the email."""
 
 import datetime as dt
+import re
 
 import pghistory.models
 import pytest
@@ -176,7 +177,10 @@ def test_page_offers_only_the_programs_methods_default_selected(client, program,
     assert response.status_code == 200
     assert response.headers["Content-Language"] == "ja"
     html = response.text
-    assert '<meta name="viewport"' in html and "<link" not in html and "<script" not in html
+    assert '<meta name="viewport"' in html and "<script" not in html
+    # only our own stylesheet (a static file: the strict CSP refuses inline <style>), nothing external
+    assert re.findall(r"<link[^>]*>", html) == ['<link rel="stylesheet" href="/static/claims/apply.css">']
+    assert "<style" not in html and "style=" not in html
     assert "ご連絡先メールアドレス" in html
     assert 'value="atm_cash"' in html and 'value="bank_transfer"' in html and "points:paypay" not in html
     assert response.context["form"]["payout_method"].value() == "atm_cash"

@@ -4,9 +4,11 @@ import datetime as dt
 
 import pytest
 
+from claims.models import Claim
 from claims.selectors import program_preview
+from claims.services import program_run
 from tests.claims.factories import LoginFactory, SubmissionFactory, jst, template
-from tests.claims.helpers import rows
+from tests.claims.helpers import AS_OF, rows
 from tests.factories import ChargeFactory, CustomerFactory, PlanFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
@@ -32,6 +34,33 @@ AUG_TO_JAN = [(2024, 8), (2024, 9), (2024, 10), (2024, 11), (2024, 12), (2025, 1
 @pytest.fixture
 def program():
     return template("login-outage-2024")
+
+
+def stored_rows(program):
+    """subject -> the dry-run row rebuilt from the stored claims and lines (what program_run wrote)."""
+    result = {}
+    for claim in Claim.objects.filter(program=program).prefetch_related("lines"):
+        lines = list(claim.lines.all())
+        paid = [line for line in lines if not line.excluded_reason] if claim.eligible else []
+        excluded = [line.excluded_reason for line in lines if line.excluded_reason]
+        result[claim.subject] = {
+            "subject": claim.subject,
+            "eligible": "true" if claim.eligible else "false",
+            "amount_jpy": str(claim.amount_jpy),
+            "payee": claim.payee_id or "",
+            "lines": ";".join(f"{line.label}={line.amount_jpy}" for line in paid),
+            "reason": claim.reason or (excluded[0] if excluded else ""),
+        }
+    return result
+
+
+@pytest.fixture(autouse=True)
+def run_agrees_with_the_preview(program, calendar):
+    """After every scenario here: the run's set-based SQL path stores exactly what the preview computed."""
+    yield
+    expected = rows(program, calendar)
+    program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+    assert stored_rows(program) == expected
 
 
 def applied(customer, **kwargs):

@@ -6,6 +6,7 @@ import pytest
 from django.contrib.admin.sites import site
 from django.contrib.auth.models import Permission
 from django.test import Client
+from django.utils import translation
 
 from claims.admin import ProgramForm
 from claims.models import Program, ProgramRun
@@ -129,6 +130,22 @@ def test_admin_form_reports_malformed_json_and_bad_payout_settings():
 
     assert not form.is_valid()
     assert set(form.errors) == {"parameters", "default_payout_method", "qa_sample_percent"}
+
+
+@pytest.mark.parametrize("parameters", ["", "null"])
+def test_admin_form_reports_empty_or_null_parameters_as_a_field_error(parameters):
+    # Given a program whose parameters are set
+    program = template("cooling-off-7day")
+    before = Program.objects.filter(pk=program.pk).values().get()
+
+    # When the form is posted with empty or null parameters
+    form = ProgramForm(data=form_data(program, parameters=parameters), instance=program)
+
+    # Then it is a clear error on the field (Japanese first), and nothing was saved
+    with translation.override("en"):
+        assert not form.is_valid()
+        assert form.errors["parameters"] == ["Enter the parameters as a JSON object; {} keeps every default."]
+    assert Program.objects.filter(pk=program.pk).values().get() == before
 
 
 def test_admin_form_accepts_valid_parameters():

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from claims.models import Claim, ClaimLine, ClaimStatus, Grant, Program, ProgramRun
-from claims.services import ProgramNotRunnable, program_run, program_run_execute
+from claims.services import ProgramNotRunnable, program_claims_submit_for_review, program_run, program_run_execute
 from claims.tasks import program_run_task
 from support_portal.customers.models import Charge, Login
 from tests.claims.factories import LoginFactory, SubmissionFactory, jst, template
@@ -328,3 +328,33 @@ def test_failed_run_is_recorded():
     run.refresh_from_db()
     assert run.status == ProgramRun.Status.FAILED
     assert "cap_month" in run.error
+
+
+@pytest.mark.django_db
+def test_submit_for_review_sends_only_eligible_computed_claims(calendar):
+    # Given a run with one eligible claim, one ineligible (did not apply) and one already approved
+    eligible, _ = premium_member_with_charges()
+    ineligible, _ = premium_member_with_charges(apply=False)
+    approved, _ = premium_member_with_charges()
+    program = template("login-outage-2024")
+    program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+    Claim.objects.filter(subject=approved.customer_id).update(status=ClaimStatus.APPROVED)
+    manager = UserFactory.create()
+
+    # When the manager sends the program's computed claims to review
+    count = program_claims_submit_for_review(program=program, actor=manager)
+
+    # Then only the eligible computed claim moved; the others kept their status
+    assert count == 1
+    assert dict(Claim.objects.values_list("subject", "status")) == {
+        eligible.customer_id: ClaimStatus.PENDING_REVIEW,
+        ineligible.customer_id: ClaimStatus.COMPUTED,
+        approved.customer_id: ClaimStatus.APPROVED,
+    }
+    # And the change is in the claim's history with the actor
+    claim = Claim.objects.get(subject=eligible.customer_id)
+    events = pghistory.models.Events.objects.tracks(claim)
+    assert [(e.pgh_label, e.pgh_data["status"], e.pgh_context["user"]) for e in events] == [
+        ("insert", ClaimStatus.COMPUTED, None),
+        ("update", ClaimStatus.PENDING_REVIEW, manager.pk),
+    ]

@@ -188,6 +188,31 @@ def test_reject_requires_a_known_reason_code(reviewers):
     ]
 
 
+def test_no_refund_for_special_circumstances_records_why(reviewers):
+    # Given a company-termination refund claim under review (refund = base - fee)
+    alice, _bob = reviewers
+    program = ReviewProgramFactory.create(slug="termination-review", policy="company-termination")
+    claim = ClaimFactory.create(program=program, amount_jpy=2600)
+
+    # When the reviewer decides "no refund" for special circumstances without saying why: refused
+    refused(
+        lambda: claim_reject(claim=claim, actor=alice, reason_code=RejectReason.SPECIAL_CIRCUMSTANCES, note=""),
+        RefusalCode.NOTE_REQUIRED,
+    )
+    assert state(claim) == (ClaimStatus.PENDING_REVIEW, None, None, False, 0)
+
+    # When they give the reason
+    claim_reject(
+        claim=claim, actor=alice, reason_code=RejectReason.SPECIAL_CIRCUMSTANCES, note="account theft confirmed"
+    )
+
+    # Then nothing is paid and the decision records the reason code and why
+    assert state(claim) == (ClaimStatus.REJECTED, None, alice.pk, False, 1)
+    assert list(claim.decisions.values_list("action", "reason_code", "note")) == [
+        ("reject", "special_circumstances", "account theft confirmed")
+    ]
+
+
 def test_the_preparer_cannot_reject_either(reviewers):
     alice, _bob = reviewers
     claim = ClaimFactory.create(prepared_by=alice)
@@ -454,10 +479,12 @@ def test_reviewer_approves_from_the_changelist_and_sees_each_refusal():
     # Then every review action is offered
     assert action_choices(client) == [
         "approve_claims",
+        "approve_and_pay_claims",  # payouts' action (issue 5), offered next to approval
         "bulk_approve_claims",
         "reject_claims",
         "request_info_claims",
         "reopen_claims",
+        "apply_coupon_remedies",  # coupon-outage ledger remedies of approved claims (claims.remedies)
     ]
 
     # When they approve both
@@ -510,7 +537,12 @@ def test_manager_gives_second_approvals_but_cannot_reject():
     claim = ClaimFactory.create(amount_jpy=50000)
     post_action(reviewer_client, "approve_claims", [claim])
 
-    assert action_choices(client) == ["approve_claims", "bulk_approve_claims"]
+    assert action_choices(client) == [
+        "approve_claims",
+        "approve_and_pay_claims",
+        "bulk_approve_claims",
+        "apply_coupon_remedies",
+    ]
     post_action(client, "approve_claims", [claim])
 
     assert state(claim) == (ClaimStatus.APPROVED, 50000, manager.pk, False, 2)

@@ -33,3 +33,4 @@ class Command(BaseCommand):
             f"{program.slug}: total={result.total} created={result.created} updated={result.updated} "
             f"sent_to_rereview={result.sent_to_rereview} unchanged={result.unchanged}"
         )
+        self.stdout.write("steps: " + " ".join(f"{name}={seconds:.2f}s" for name, seconds in result.timings.items()))

@@ -1,0 +1,155 @@
+"""The run's working set: the engine's result as two TEMP tables, never as Python objects per subject.
+
+`program_run` asks `stage(program=…, as_of=…, calendar=…)` to fill
+
+- `claims_stage_entitlement` — one row per subject (customer/payee, eligible, reason, official
+  submission, payout method, provider due date, note; amount and lines hash are filled by `summarise`);
+- `claims_stage_line` — its lines (position from 1, label, amount, rule, grant key, `cover_key` = the key
+  the line is paid under: its own, or for a line without a key (penalty, fee) the last keyed line's
+  before it, excluded reason).
+
+`login-outage-2024` (the policy with a population in the millions) fills them with SQL alone
+(`login_outage.stage`); the other policies work on a few thousand requests: their Python engine's
+entitlements are copied in with COPY. Everything after staging is set-based SQL (claims.services).
+
+The tables live in the run's transaction (dropped at the start of the next run and at the end).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+
+from django.db import connection
+
+from claims.engine import Entitlement, compute_entitlements, login_outage
+from claims.engine.common import STAGE_ENTITLEMENTS as ENTITLEMENTS
+from claims.engine.common import STAGE_LINES as LINES
+from claims.models import Policy, Program
+from support_portal.core.business_days import BusinessCalendar
+
+CREATE_SQL = f"""
+DROP TABLE IF EXISTS {ENTITLEMENTS}, {LINES};
+CREATE TEMP TABLE {ENTITLEMENTS} (
+    subject text NOT NULL,
+    customer_id text,
+    payee_id text,
+    eligible boolean NOT NULL,
+    reason text NOT NULL DEFAULT '',
+    amount_jpy integer NOT NULL DEFAULT 0,
+    official_submission_id text,
+    payout_method text NOT NULL DEFAULT '',
+    provider_request_due_on date,
+    note text NOT NULL DEFAULT '',
+    lines_hash text NOT NULL DEFAULT 'd41d8cd98f00b204e9800998ecf8427e'  -- md5(''): no lines
+);
+CREATE TEMP TABLE {LINES} (
+    subject text NOT NULL,
+    position integer NOT NULL,
+    label text NOT NULL,
+    amount_jpy integer NOT NULL,
+    rule text NOT NULL,
+    grant_key text NOT NULL DEFAULT '',
+    cover_key text NOT NULL DEFAULT '',
+    excluded_reason text NOT NULL DEFAULT ''
+);
+"""
+
+DROP_SQL = f"DROP TABLE IF EXISTS {ENTITLEMENTS}, {LINES}"
+
+# md5 of a claim's lines in position order (chr(31) between fields, chr(30) between lines); a claim
+# without lines hashes md5(''). Stored on Claim.lines_hash so a re-run compares one column per claim.
+LINE_HASH_ITEM = (
+    "concat_ws(chr(31), {t}.position, {t}.label, {t}.amount_jpy, {t}.rule, {t}.grant_key, {t}.excluded_reason)"
+)
+EMPTY_LINES_HASH = "d41d8cd98f00b204e9800998ecf8427e"  # md5('')
+
+
+def lines_hash_sql(alias: str) -> str:
+    """The aggregate expression giving the lines hash over rows of `alias` (use with GROUP BY)."""
+    return f"md5(COALESCE(string_agg({LINE_HASH_ITEM.format(t=alias)}, chr(30) ORDER BY {alias}.position), ''))"
+
+
+def create_tables() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(CREATE_SQL)
+
+
+def drop_tables() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(DROP_SQL)
+
+
+def _copy_entitlements(entitlements: Iterable[Entitlement]) -> None:
+    """COPY the Python engine's entitlements (small policies) into the stage tables."""
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        entitlement_list = list(entitlements)
+        with raw.copy(
+            f"COPY {ENTITLEMENTS} (subject, customer_id, payee_id, eligible, reason, official_submission_id,"
+            " payout_method, provider_request_due_on, note) FROM STDIN"
+        ) as copy:
+            for e in entitlement_list:
+                copy.write_row(
+                    (
+                        e.subject,
+                        e.customer_id,
+                        e.payee_id,
+                        e.eligible,
+                        e.reason,
+                        e.official_submission_id,
+                        e.payout_method,
+                        e.provider_request_due_on,
+                        e.note,
+                    )
+                )
+        with raw.copy(
+            f"COPY {LINES} (subject, position, label, amount_jpy, rule, grant_key, cover_key, excluded_reason)"
+            " FROM STDIN"
+        ) as copy:
+            for e in entitlement_list:
+                cover = ""
+                for position, line in enumerate(e.lines, start=1):
+                    cover = line.grant_key or cover
+                    copy.write_row(
+                        (
+                            e.subject,
+                            position,
+                            line.label,
+                            line.amount_jpy,
+                            line.rule,
+                            line.grant_key,
+                            cover,
+                            line.excluded_reason,
+                        )
+                    )
+
+
+# Customers/payees the engine named that are not (or no longer) in the customer table are kept as NULL.
+FORGET_UNKNOWN_CUSTOMERS_SQL = f"""
+UPDATE {ENTITLEMENTS} e SET customer_id = NULL
+ WHERE customer_id IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM customers_customer c WHERE c.customer_id = e.customer_id);
+UPDATE {ENTITLEMENTS} e SET payee_id = NULL
+ WHERE payee_id IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM customers_customer c WHERE c.customer_id = e.payee_id);
+"""
+
+
+def _stage_from_python(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar) -> None:
+    _copy_entitlements(compute_entitlements(program=program, as_of=as_of, calendar=calendar))
+    with connection.cursor() as cursor:
+        cursor.execute(FORGET_UNKNOWN_CUSTOMERS_SQL)
+
+
+SQL_STAGERS: dict[str, Callable[..., None]] = {
+    Policy.LOGIN_OUTAGE_2024: login_outage.stage,
+}
+
+
+def stage(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar) -> None:
+    """Fills the stage tables with the program's entitlements (before exclusion by other programs' grants)."""
+    create_tables()
+    SQL_STAGERS.get(program.policy, _stage_from_python)(program=program, as_of=as_of, calendar=calendar)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {ENTITLEMENTS}; ANALYZE {LINES}")
