@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 
-from claims.models import ClaimStatus
+from claims.models import ClaimStatus, PayoutMethod
 from payouts.models import Payout, PayoutSecret, PayoutStatus
 from payouts.providers import registered_methods
 
 
 def payout_ids_due_for_issue(*, older_than: dt.datetime, limit: int) -> list[int]:
-    """Payouts still `created`, last touched at or before `older_than`, whose claim is approved and whose
-    method has a provider — one set-based query, ascending id."""
+    """Payouts still `created` and in no batch, last touched at or before `older_than`, whose claim is
+    approved and whose method has a provider — one set-based query, ascending id."""
     return list(
         Payout.objects.filter(
             status=PayoutStatus.CREATED,
+            batch__isnull=True,  # batched payouts are issued by their batch (paused ones must wait)
             updated_at__lte=older_than,
             method__in=registered_methods(),
             claim__status=ClaimStatus.APPROVED,
         )
+        # Bank transfers are issued by a Zengin transfer export (payouts.banking), never one by one.
+        .exclude(method=PayoutMethod.BANK_TRANSFER)
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     )

@@ -13,17 +13,33 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from zoneinfo import ZoneInfo
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection, transaction
 from django.utils import timezone
 
 from claims.models import Claim, ClaimStatus, Program, Submission
+from claims.review import claim_approve
 from payouts import crypto
-from payouts.models import Payout, PayoutSecret, PayoutStatus, PayoutTransition
+from payouts.models import (
+    LIVE_PAYOUT_STATUSES,
+    Payout,
+    PayoutNotice,
+    PayoutSecret,
+    PayoutSecretReveal,
+    PayoutStatus,
+    PayoutTransition,
+    ProgramPayoutPolicy,
+    RevealedSecret,
+)
+from payouts.notices import enqueue_send_on_commit, notices_queue_for_payouts
 from payouts.providers import provider_for
 from payouts.providers.base import ProviderNotRegistered, ProviderPermanentError, ProviderTemporaryError
 from support_portal.core.audit import audit_context
+from support_portal.core.enqueue import enqueue_on_commit
+
+JST = ZoneInfo("Asia/Tokyo")
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +54,9 @@ class RefusalCode:
     CLAIM_NOT_APPROVED = "claim_not_approved"
     AMOUNT_CHANGED = "amount_changed"
     METHOD_NOT_SUPPORTED = "method_not_supported"
+    NO_ACTOR = "no_actor"
+    REASON_REQUIRED = "reason_required"
+    NO_SECRET = "no_secret"  # noqa: S105 - a refusal code, not a password
 
 
 class PayoutRefused(Exception):
@@ -85,7 +104,7 @@ def _move(
 
 # The method rule of claims.engine.common.payout_method_for, set-based: the method the engine recorded on
 # the claim (refunds: original_method), else the official submission's when the program allows it, else
-# the program's default.
+# the program's default. Optional filters: one method (a batch for one method), one claim (approve-and-pay).
 _CREATE_SQL = """
 WITH candidates AS (
     SELECT c.id AS claim_id,
@@ -107,17 +126,19 @@ WITH candidates AS (
     WHERE c.program_id = %(program_id)s
       AND c.status = %(approved)s
       AND c.approved_amount_jpy > 0
+      AND (%(claim_id)s::bigint IS NULL OR c.id = %(claim_id)s::bigint)
       AND NOT EXISTS (SELECT 1 FROM {payout} x WHERE x.claim_id = c.id)
 ),
 inserted AS (
     INSERT INTO {payout}
         (claim_id, program_id, method, amount_jpy, payee_id, status, idempotency_key, expires_at,
-         provider, provider_reference, attempts, last_error, created_at, updated_at, issued_at)
+         provider, provider_reference, attempts, last_error, created_at, updated_at, issued_at, offer, batch_id)
     SELECT claim_id, program_id, method, amount_jpy, payee_id, %(created)s,
            'payout:' || claim_id || ':' || method, expires_at,
-           '', '', 0, '', %(now)s, %(now)s, NULL
+           '', '', 0, '', %(now)s, %(now)s, NULL, 1, %(batch_id)s
     FROM candidates
     WHERE method IS NOT NULL AND payee_id IS NOT NULL
+      AND (%(method)s = '' OR method = %(method)s)
     ORDER BY claim_id
     ON CONFLICT DO NOTHING
     RETURNING id
@@ -127,12 +148,10 @@ SELECT id, %(now)s, %(actor_id)s, '', %(created)s, 'created for the approved cla
 """
 
 
-def payouts_create_for_approved_claims(*, program: Program, actor: Actor) -> int:
-    """Creates one payout for every approved claim of the program that has none; returns how many.
-
-    Claims without a usable method (none chosen, no program default) or without a payee are skipped and
-    picked up by a later call once fixed. Running it twice creates nothing the second time.
-    """
+def _insert_payouts(
+    *, program: Program, actor: Actor, method: str = "", claim_id: int | None = None, batch_id: int | None = None
+) -> int:
+    """The INSERT … SELECT of payouts; the caller holds the program row lock inside its transaction."""
     sql = _CREATE_SQL.format(
         claim=Claim._meta.db_table,
         program=Program._meta.db_table,
@@ -140,23 +159,38 @@ def payouts_create_for_approved_claims(*, program: Program, actor: Actor) -> int
         payout=Payout._meta.db_table,
         transition=PayoutTransition._meta.db_table,
     )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            {
+                "program_id": program.pk,
+                "approved": ClaimStatus.APPROVED,
+                "created": PayoutStatus.CREATED,
+                "now": timezone.now(),
+                "actor_id": _actor_id(actor),
+                "method": method,
+                "claim_id": claim_id,
+                "batch_id": batch_id,
+            },
+        )
+        return int(cursor.rowcount)
+
+
+def payouts_create_for_approved_claims(
+    *, program: Program, actor: Actor, method: str = "", batch_id: int | None = None
+) -> int:
+    """Creates one payout for every approved claim of the program that has none; returns how many.
+
+    `method` limits it to claims paid by that method; `batch_id` puts the new payouts in that batch.
+    Claims without a usable method (none chosen, no program default) or without a payee are skipped and
+    picked up by a later call once fixed. Running it twice creates nothing the second time.
+    """
     with audit_context(actor=actor, action="payouts_create"), transaction.atomic():
         # Serialises creation per program (the same lock review and program runs take first).
         Program.objects.select_for_update().filter(pk=program.pk).first()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                sql,
-                {
-                    "program_id": program.pk,
-                    "approved": ClaimStatus.APPROVED,
-                    "created": PayoutStatus.CREATED,
-                    "now": timezone.now(),
-                    "actor_id": _actor_id(actor),
-                },
-            )
-            created = cursor.rowcount
+        created = _insert_payouts(program=program, actor=actor, method=method, batch_id=batch_id)
     logger.info("payouts created", extra={"program": program.slug, "payouts_created": created})
-    return int(created)
+    return created
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,6 +291,9 @@ def _issue_in_transaction(*, payout_id: int, actor: Actor) -> _IssueOutcome:
             now=now,
             fields=("attempts", "provider", "provider_reference", "issued_at", "last_error"),
         )
+        # The outbox row, in the transaction that issues: the notice exists exactly when the payout is issued.
+        notices_queue_for_payouts(payout_ids=[payout.pk], now=now)
+        enqueue_send_on_commit()
         logger.info("payout issued", extra={"payout_id": payout.pk, "reference": result.reference})
         return _IssueOutcome(payout=payout)
 
@@ -275,3 +312,121 @@ def payout_transition(*, payout_id: int, to: str, actor: Actor, note: str = "") 
             )
         _move(payout, to=to, actor=actor, note=note, now=timezone.now())
         return payout
+
+
+def claim_approve_and_pay(*, claim: Claim, actor: Actor, note: str = "") -> Payout | None:
+    """The reviewer's "approve and pay": approves the claim (claims.review, maker-checker and all) and, when
+    that makes it approved, creates its payout and sends the issue task after commit — one transaction.
+
+    Returns the payout, or None when the approval was the first of two. Pressed twice, the second press is
+    refused by the review (the claim is no longer under review: ClaimDecisionRefused) and changes nothing;
+    even a second path that got past it would find the UNIQUE constraints.
+    """
+    from payouts.tasks import payout_issue_task  # noqa: PLC0415 - cycle (tasks import this module)
+
+    with audit_context(actor=actor, action="claim_approve_and_pay"), transaction.atomic():
+        approved = claim_approve(claim=claim, actor=actor, note=note)  # locks program, then claim
+        if approved.status != ClaimStatus.APPROVED:
+            return None
+        _insert_payouts(program=approved.program, actor=actor, claim_id=approved.pk)
+        payout = Payout.objects.filter(claim_id=approved.pk, status__in=LIVE_PAYOUT_STATUSES).first()
+        if payout is not None and payout.status == PayoutStatus.CREATED:
+            enqueue_on_commit(payout_issue_task, payout.pk)
+        return payout
+
+
+def payout_secret_reveal(*, payout: Payout, actor: Actor, reason: str) -> RevealedSecret:
+    """Decrypts a payout's code / URL for a finance user who asked deliberately, and records who, when and
+    why (PayoutSecretReveal) in the same transaction. The caller checks the permission."""
+    if actor is None or not actor.is_authenticated:
+        raise PayoutRefused(code=RefusalCode.NO_ACTOR, message="revealing a code needs a signed-in person")
+    if not reason.strip():
+        raise PayoutRefused(code=RefusalCode.REASON_REQUIRED, message="say why the code is revealed")
+    with audit_context(actor=actor, action="payout_secret_reveal"), transaction.atomic():
+        secret = PayoutSecret.objects.filter(payout_id=payout.pk).first()
+        if secret is None:
+            raise PayoutRefused(
+                code=RefusalCode.NO_SECRET, message=f"payout {payout.pk} has no code yet", payout_id=payout.pk
+            )
+        PayoutSecretReveal.objects.create(payout_id=payout.pk, actor_id=actor.pk, at=timezone.now(), reason=reason)
+        logger.info("payout secret revealed", extra={"payout_id": payout.pk, "actor_id": actor.pk})
+        return secret.reveal()
+
+
+_EXPIRE_SQL = """
+WITH due AS (
+    SELECT id, status FROM {payout}
+    WHERE status IN ('issued', 'notified') AND expires_at IS NOT NULL AND expires_at < %(now)s
+      -- A transfer or a card refund is not picked up by the customer: the bank's / provider's answer
+      -- settles it (payouts.banking), the receipt deadline does not apply.
+      AND method NOT IN ('bank_transfer', 'original_method')
+    ORDER BY id
+    FOR UPDATE
+),
+expired AS (
+    UPDATE {payout} p SET status = 'expired', updated_at = %(now)s
+    FROM due WHERE p.id = due.id
+    RETURNING p.id, due.status AS status_before
+),
+moved AS (
+    INSERT INTO {transition} (payout_id, at, actor_id, status_before, status_after, note)
+    SELECT id, %(now)s, NULL, status_before, 'expired', 'not received by the receipt deadline' FROM expired
+),
+closed_notices AS (
+    UPDATE {notice} SET status = 'failed', lease_until = NULL, last_error = 'payout expired'
+    WHERE status = 'pending' AND payout_id IN (SELECT id FROM expired)
+)
+SELECT id FROM expired ORDER BY id
+"""
+
+_REOFFER_SQL = """
+WITH reoffered AS (
+    INSERT INTO {payout}
+        (claim_id, program_id, method, amount_jpy, payee_id, status, idempotency_key, expires_at,
+         provider, provider_reference, attempts, last_error, created_at, updated_at, issued_at, offer, batch_id)
+    SELECT e.claim_id, e.program_id, e.method, e.amount_jpy, e.payee_id, 'created',
+           'payout:' || e.claim_id || ':' || e.method || ':' || (e.offer + 1),
+           ((%(today_jst)s::date + pol.reoffer_receipt_days + 1)::timestamp AT TIME ZONE 'Asia/Tokyo')
+               - interval '1 microsecond',
+           '', '', 0, '', %(now)s, %(now)s, NULL, e.offer + 1, NULL
+    FROM {payout} e
+    JOIN {policy} pol ON pol.program_id = e.program_id
+    JOIN {claim} c ON c.id = e.claim_id
+    WHERE e.id = ANY(%(ids)s) AND pol.reoffer_on_expiry AND e.offer < pol.max_offers AND c.status = 'approved'
+    ORDER BY e.id
+    ON CONFLICT DO NOTHING
+    RETURNING id
+)
+INSERT INTO {transition} (payout_id, at, actor_id, status_before, status_after, note)
+SELECT id, %(now)s, NULL, '', 'created', 're-offer after the previous offer expired unclaimed' FROM reoffered
+"""
+
+
+def payouts_expire_unclaimed(*, now: dt.datetime | None = None) -> tuple[int, int]:
+    """After the receipt deadline: issued / notified payouts nobody received move to `expired` (set-based,
+    with transitions; their pending reminders are closed); where the program's payout policy says so
+    (reoffer_on_expiry, offer < max_offers, claim still approved) a new payout (offer + 1, its own key and
+    deadline) is created and picked up by the sweep, whose issue writes its notice. Returns
+    (expired, re-offered)."""
+    now = now or timezone.now()
+    tables = {
+        "payout": Payout._meta.db_table,
+        "transition": PayoutTransition._meta.db_table,
+        "notice": PayoutNotice._meta.db_table,
+        "policy": ProgramPayoutPolicy._meta.db_table,
+        "claim": Claim._meta.db_table,
+    }
+    with audit_context(actor=None, action="payouts_expire"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_EXPIRE_SQL.format(**tables), {"now": now})
+        ids = [row[0] for row in cursor.fetchall()]
+        reoffered = 0
+        if ids:
+            # A second statement: the first one's UPDATE must be visible to the live-payout UNIQUE check.
+            cursor.execute(
+                _REOFFER_SQL.format(**tables),
+                {"now": now, "ids": ids, "today_jst": timezone.localdate(now, timezone=JST)},
+            )
+            reoffered = int(cursor.rowcount)
+    expired = len(ids)
+    logger.info("payouts expired", extra={"expired": expired, "reoffered": reoffered})
+    return expired, reoffered

@@ -1,7 +1,9 @@
-"""The provider of each payout method. Bank transfer and the original payment method come later."""
+"""The provider of each payout method: simulators for ATM cash and point codes (payouts.providers.simulators),
+bank transfer (issued only through a Zengin export) and the original payment method (payouts.banking)."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from claims.models import PayoutMethod
@@ -15,6 +17,11 @@ _REGISTRY: dict[str, Callable[[], PayoutProvider]] = {
     PayoutMethod.POINTS_PAYPAY: lambda: PointCodeSimulator(brand="paypay"),
     PayoutMethod.POINTS_EDY: lambda: PointCodeSimulator(brand="edy"),
     PayoutMethod.POINTS_NANACO: lambda: PointCodeSimulator(brand="nanaco"),
+    # Issued by a Zengin transfer export only (ProviderNotRegistered outside one): payouts.banking.
+    PayoutMethod.BANK_TRANSFER: lambda: importlib.import_module("payouts.banking.providers").bank_transfer_provider(),
+    PayoutMethod.ORIGINAL_METHOD: lambda: importlib.import_module(
+        "payouts.banking.providers"
+    ).original_method_provider(),
 }
 
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from claims.models import ClaimStatus
-from payouts.models import Payout, PayoutStatus, PayoutTransition, SimulatorIssuance
+from payouts.models import Payout, PayoutNotice, PayoutStatus, PayoutTransition, SimulatorIssuance
 from payouts.services import payout_issue, payouts_create_for_approved_claims
 from payouts.tasks import payout_issue_task, payouts_sweep, payouts_sweep_enqueue
 from tests.core.test_celery_worker import celery_worker_process  # noqa: F401 - fixture
@@ -97,8 +97,14 @@ def test_a_real_worker_issues_every_swept_payout_exactly_once(celery_worker_proc
         time.sleep(0.2)
     time.sleep(1)
 
+    # The notice sender ran after each issue: every payout notified once through the outbox
+    while time.monotonic() < deadline and Payout.objects.filter(status=PayoutStatus.ISSUED).exists():
+        time.sleep(0.2)
     payouts = list(Payout.objects.order_by("pk"))
-    assert [p.status for p in payouts] == [PayoutStatus.ISSUED] * len(methods)
+    assert [p.status for p in payouts] == [PayoutStatus.NOTIFIED] * len(methods)
+    assert sorted(PayoutNotice.objects.values_list("payout_id", "kind", "sequence", "status")) == [
+        (p.pk, "issued", 1, "sent") for p in payouts
+    ]
     assert [p.attempts for p in payouts] == [1] * len(methods)
     assert sorted(SimulatorIssuance.objects.values_list("idempotency_key", "requests")) == sorted(
         (p.idempotency_key, 1) for p in payouts
