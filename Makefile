@@ -5,14 +5,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv system-deps run test test-fast lint typecheck migrations-check check-deploy messages demo-data bench-import bench-claims clean
+.PHONY: help venv system-deps run test test-fast lint typecheck migrations-check check-deploy messages demo-data bench-import bench-claims bench-desk bench-payouts clean
 
 help:
-	@echo "make run         - set up, load demo data once, run web + Celery worker + beat (Ctrl-C stops all)"
+	@echo "make run         - set up, load demo data once, run web + Celery worker + beat (Ctrl-C stops all);"
+	@echo "                   on a local PostgreSQL + Redis in var/ when the machine has them, else SQLite"
 	@echo "make test        - full suite on a throwaway PostgreSQL + Redis it starts and removes"
 	@echo "make lint        - ruff + mypy + makemigrations --check"
 	@echo "make bench-import N=1000000 - import benchmark (see docs/benchmarks.md)"
 	@echo "make bench-claims N=1000000 - login-outage-2024 preview/run benchmark (see docs/benchmarks.md)"
+	@echo "make bench-desk N=1000000 - support desk page latencies (see docs/benchmarks.md)"
+	@echo "make bench-payouts N=1000000 - payout creation and notices (see docs/benchmarks.md)"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON_FOR_VENV)" || { echo "No Python >= 3.12 found (see README)"; exit 1; }
@@ -33,11 +36,7 @@ messages: $(STAMP)
 run: export DJANGO_DEBUG := $(or $(DJANGO_DEBUG),true)
 run: $(STAMP) messages
 	mkdir -p var/celery/broker var/celery/processed var/celery/control
-	$(PY) manage.py migrate --noinput -v 0
-	$(PY) manage.py collectstatic --noinput -v 0
-	$(PY) manage.py load_demo --customers $${DEMO_CUSTOMERS:-2000}
-	$(PY) manage.py create_demo_users
-	$(VENV)/bin/honcho -f Procfile start
+	scripts/with-local-services scripts/run-back-office
 
 test: $(STAMP) system-deps messages
 	scripts/with-services $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
@@ -62,6 +61,14 @@ bench-import: $(STAMP)
 bench-claims: $(STAMP)
 	PG_SETTINGS="-c shared_buffers=2GB -c max_wal_size=8GB -c maintenance_work_mem=1GB -c work_mem=64MB" \
 	  scripts/with-services $(PY) bench/claims_login_outage.py --customers $${N:-1000000}
+
+bench-desk: $(STAMP)
+	PG_SETTINGS="-c shared_buffers=2GB -c max_wal_size=8GB -c maintenance_work_mem=1GB -c work_mem=64MB" \
+	  scripts/with-services $(PY) bench/support_desk.py --customers $${N:-1000000}
+
+bench-payouts: $(STAMP)
+	PG_SETTINGS="-c shared_buffers=2GB -c max_wal_size=8GB -c maintenance_work_mem=1GB -c work_mem=64MB" \
+	  scripts/with-services $(PY) bench/payout_creation.py --claims $${N:-1000000}
 
 clean:
 	rm -rf $(VENV) var db.sqlite3

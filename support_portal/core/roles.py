@@ -52,6 +52,11 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "claims.view_claimline",
         "claims.view_couponpaymentconfirmation",
         "claims.add_couponpaymentconfirmation",
+        "claims.view_couponduplicatepayment",
+        "claims.confirm_couponduplicatepayment",
+        "claims.view_couponremedy",
+        "claims.view_mergeoffer",
+        "claims.record_merge_offer",
         "tickets.view_ticket",
         "tickets.add_ticket",
         "tickets.change_ticket",
@@ -66,6 +71,13 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "tickets.view_savedfilter",
         "tickets.add_savedfilter",
         "tickets.change_savedfilter",
+        "identity.view_identityrecoverycase",
+        "identity.add_identityrecoverycase",
+        "identity.view_identityverificationattempt",
+        "identity.view_identityrecoveryevent",
+        # A caller's bank account, entered through the agent form (masked; never changed any other way).
+        "banking.view_bankaccount",
+        "banking.add_bankaccount",
     },
     # Reviewers decide claims (approve, reject, request information, reopen) and read what a decision
     # is based on; maker-checker (claims.review) stops anyone approving their own work.
@@ -82,6 +94,10 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "claims.request_info_claim",
         "claims.reopen_claim",
         "claims.view_claimdecision",
+        "claims.view_couponduplicatepayment",
+        "claims.view_couponremedy",
+        "claims.view_mergeoffer",
+        "claims.record_merge_offer",
     },
     # Programs and deadlines, imports, the company calendar and the beat schedules.
     "manager": {
@@ -113,6 +129,11 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "django_celery_beat.view_intervalschedule",
         "django_celery_beat.add_intervalschedule",
         "django_celery_beat.change_intervalschedule",
+        # Per-program payout settings (reminders, re-offers) and the notice templates page.
+        "payouts.view_programpayoutpolicy",
+        "payouts.add_programpayoutpolicy",
+        "payouts.change_programpayoutpolicy",
+        "payouts.view_payoutnotice",
         # The audit viewer (who did what to a claim or payout), sign-in events and the data-export log.
         "accounts.view_audit_trail",
         "accounts.view_securityevent",
@@ -140,6 +161,12 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "tickets.change_queuesurge",
         "tickets.add_cannedreply",
         "tickets.change_cannedreply",
+        "identity.view_identityrecoverycase",
+        "identity.add_identityrecoverycase",
+        "identity.view_identityverificationattempt",
+        "identity.view_identityrecoveryevent",
+        "identity.unlock_identityrecoverycase",
+        "identity.view_unmasked_contact",
     },
     # Payout batches, bank files and reconciliation are not built yet: for now what reports read.
     "finance": {
@@ -153,6 +180,30 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "claims.view_claimline",
         "payouts.view_payout",
         "payouts.view_payouttransition",
+        # Payout batches (start / pause / cancel), notices (read, re-send), the audited code reveal.
+        "payouts.view_payoutbatch",
+        "payouts.view_payoutbatchtransition",
+        "payouts.start_payoutbatch",
+        "payouts.pause_payoutbatch",
+        "payouts.cancel_payoutbatch",
+        "payouts.view_payoutnotice",
+        "payouts.resend_payoutnotice",
+        "payouts.reveal_payout_secret",
+        "payouts.view_payoutsecretreveal",
+        "payouts.view_programpayoutpolicy",
+        # Bank transfers (Zengin files, bank results), settlement files, refunds, the reconciliation report.
+        "banking.view_bankaccount",
+        "banking.view_zenginexport",
+        "banking.view_zenginexportline",
+        "banking.view_zenginexportdownload",
+        "banking.export_zengin",
+        "banking.import_bank_results",
+        "banking.import_settlement",
+        "banking.view_finance_report",
+        "banking.view_bankresultimport",
+        "banking.view_settlementimport",
+        "banking.view_refundrequest",
+        "banking.view_bankingevent",
     },
 }
 

@@ -15,6 +15,9 @@ EXPECTED_ADMIN_LINKS = {
         "/admin/claims/claim/",
         "/admin/claims/submission/",
         "/admin/claims/couponpaymentconfirmation/",
+        "/admin/claims/couponduplicatepayment/",
+        "/admin/claims/couponremedy/",
+        "/admin/claims/mergeoffer/",
         "/admin/customers/charge/",
         "/admin/customers/coupon/",
         "/admin/customers/coupontransaction/",
@@ -27,6 +30,8 @@ EXPECTED_ADMIN_LINKS = {
         "/admin/tickets/queue/",
         "/admin/tickets/cannedreply/",
         "/admin/tickets/savedfilter/",
+        "/admin/identity/identityrecoverycase/",
+        "/admin/banking/bankaccount/",
     },
     "manager": {
         "/admin/claims/claim/",
@@ -53,6 +58,9 @@ EXPECTED_ADMIN_LINKS = {
         "/admin/tickets/queue/",
         "/admin/tickets/cannedreply/",
         "/admin/tickets/savedfilter/",
+        "/admin/identity/identityrecoverycase/",
+        "/admin/payouts/programpayoutpolicy/",
+        "/admin/payouts/payoutnotice/",
     },
 }
 

@@ -13,6 +13,7 @@ from playwright.sync_api import Browser, Page, ViewportSize
 
 from claims.application import application_link_make
 from claims.models import Claim, ClaimStatus, Program, Submission
+from claims.services import program_run
 from support_portal.core.demo_users import DEMO_PASSWORD, demo_users_create
 from support_portal.core.roles import roles_sync
 from tests.browser.conftest import admin_login
@@ -154,6 +155,17 @@ def test_manager_previews_and_opens_the_login_outage_program(signed_in, live_ser
     # And opening it a second time is refused with a message, nothing changed
     run_action(page, changelist, program.pk, "open_for_applications")
     assert "cannot go from open to open" in page.locator("ul.messagelist li.error").inner_text()
+
+    # When the program has run and the manager opens its report from the list
+    program_run(program=program, actor=None)
+    page.goto(changelist)
+    page.locator(f"tr:has(input.action-select[value='{program.pk}']) td.field-report_link a").click()
+
+    # Then the report shows the totals, and a chart rendered next to each table
+    assert page.locator('[data-total="population"]').inner_text() == "2"
+    assert page.locator('[data-total="eligible_amount_jpy"]').inner_text() == "1100"
+    assert page.locator('svg[role="img"]').count() == 4
+    assert page.locator("table.report-breakdown[data-section='month'] tbody tr").count() == 2
 
 
 # --- (b) a customer applies on a phone -------------------------------------------------------------

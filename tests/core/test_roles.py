@@ -35,6 +35,11 @@ EXPECTED_ROLES: dict[str, set[str]] = {
         "claims.view_claimline",
         "claims.view_couponpaymentconfirmation",
         "claims.add_couponpaymentconfirmation",
+        "claims.view_couponduplicatepayment",
+        "claims.confirm_couponduplicatepayment",
+        "claims.view_couponremedy",
+        "claims.view_mergeoffer",
+        "claims.record_merge_offer",
         "tickets.view_ticket",
         "tickets.add_ticket",
         "tickets.change_ticket",
@@ -49,6 +54,12 @@ EXPECTED_ROLES: dict[str, set[str]] = {
         "tickets.view_savedfilter",
         "tickets.add_savedfilter",
         "tickets.change_savedfilter",
+        "identity.view_identityrecoverycase",
+        "identity.add_identityrecoverycase",
+        "identity.view_identityverificationattempt",
+        "identity.view_identityrecoveryevent",
+        "banking.view_bankaccount",
+        "banking.add_bankaccount",
     },
     "reviewer": CUSTOMER_VIEWS
     | {
@@ -63,6 +74,10 @@ EXPECTED_ROLES: dict[str, set[str]] = {
         "claims.request_info_claim",
         "claims.reopen_claim",
         "claims.view_claimdecision",
+        "claims.view_couponduplicatepayment",
+        "claims.view_couponremedy",
+        "claims.view_mergeoffer",
+        "claims.record_merge_offer",
     },
     "manager": CUSTOMER_VIEWS
     | {
@@ -93,7 +108,10 @@ EXPECTED_ROLES: dict[str, set[str]] = {
         "django_celery_beat.view_intervalschedule",
         "django_celery_beat.add_intervalschedule",
         "django_celery_beat.change_intervalschedule",
-        # The audit viewer (who did what to a claim or payout), sign-in events and the data-export log.
+        "payouts.view_programpayoutpolicy",
+        "payouts.add_programpayoutpolicy",
+        "payouts.change_programpayoutpolicy",
+        "payouts.view_payoutnotice",
         "accounts.view_audit_trail",
         "accounts.view_securityevent",
         "accounts.view_exportrecord",
@@ -120,6 +138,12 @@ EXPECTED_ROLES: dict[str, set[str]] = {
         "tickets.change_queuesurge",
         "tickets.add_cannedreply",
         "tickets.change_cannedreply",
+        "identity.view_identityrecoverycase",
+        "identity.add_identityrecoverycase",
+        "identity.view_identityverificationattempt",
+        "identity.view_identityrecoveryevent",
+        "identity.unlock_identityrecoverycase",
+        "identity.view_unmasked_contact",
     },
     "finance": {
         "customers.view_customer",
@@ -132,10 +156,32 @@ EXPECTED_ROLES: dict[str, set[str]] = {
         "claims.view_claimline",
         "payouts.view_payout",
         "payouts.view_payouttransition",
+        "payouts.view_payoutbatch",
+        "payouts.view_payoutbatchtransition",
+        "payouts.start_payoutbatch",
+        "payouts.pause_payoutbatch",
+        "payouts.cancel_payoutbatch",
+        "payouts.view_payoutnotice",
+        "payouts.resend_payoutnotice",
+        "payouts.reveal_payout_secret",
+        "payouts.view_payoutsecretreveal",
+        "payouts.view_programpayoutpolicy",
+        "banking.view_bankaccount",
+        "banking.view_zenginexport",
+        "banking.view_zenginexportline",
+        "banking.view_zenginexportdownload",
+        "banking.export_zengin",
+        "banking.import_bank_results",
+        "banking.import_settlement",
+        "banking.view_finance_report",
+        "banking.view_bankresultimport",
+        "banking.view_settlementimport",
+        "banking.view_refundrequest",
+        "banking.view_bankingevent",
     },
 }
 
-MONEY_AND_SOURCE_DATA_APPS = {"customers", "claims", "payouts"}
+MONEY_AND_SOURCE_DATA_APPS = {"customers", "claims", "payouts", "banking"}
 
 
 def group_permissions(name: str) -> set[str]:
@@ -236,9 +282,10 @@ def test_the_migration_creates_the_groups_with_historical_models_on_a_fresh_data
     Permission.objects.filter(
         content_type__app_label__in={"customers", "claims", "core", "django_celery_beat"}
     ).delete()
-    migration = importlib.import_module("support_portal.core.migrations.0006_roles_payouts")
+    # The newest roles migration (it runs after every model its permissions name exists).
+    migration = importlib.import_module("claims.migrations.0012_roles_remedies_merge_offer")
     loader = MigrationExecutor(connection).loader
-    historical_apps = loader.project_state(("core", "0006_roles_payouts"), at_end=True).apps
+    historical_apps = loader.project_state(("claims", "0012_roles_remedies_merge_offer"), at_end=True).apps
 
     with connection.schema_editor(atomic=False) as schema_editor:
         migration.Migration.operations[0].code(historical_apps, schema_editor)

@@ -244,16 +244,10 @@ def _management_form(html: str) -> dict[str, str]:
 )
 def test_program_parameters_form_with_hostile_values(parameters, fields):
     if parameters.strip() in ("", "null"):
-        return  # pinned by test_program_with_empty_parameters_is_a_form_error (a known 500 today)
+        return  # pinned by test_program_with_empty_parameters_is_a_form_error
     _post_program_parameters(parameters, fields)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Exception,
-    reason="BUG (claims: Program.parameters / ProgramForm): an empty or null parameters value passes the form "
-    "and the save fails on the NOT NULL column (IntegrityError, a 500). Fix: parameters required (or default {}).",
-)
 @pytest.mark.parametrize("parameters", ["", "null"])
 def test_program_with_empty_parameters_is_a_form_error(parameters):
     _post_program_parameters(parameters, {})

@@ -116,6 +116,8 @@ class Column:
     required: bool = False
     references: type[models.Model] | None = None
     subject_of: str | None = None  # the column naming the program whose policy decides the subject kind
+    # A choice column's allowed values when the contract allows fewer than the model field's choices.
+    only: tuple[str, ...] | None = None
 
     def bind(self, model: type[models.Model]) -> BoundColumn:
         return BoundColumn(self, model)
@@ -162,6 +164,8 @@ class BoundColumn:
 
     @cached_property
     def choices(self) -> tuple[str, ...]:
+        if self.column.only is not None:
+            return self.column.only
         return tuple(str(value) for value, _label in (self.field.choices or []))
 
     @property
@@ -361,7 +365,9 @@ FILE_SPECS: tuple[FileSpec, ...] = (
         (
             _c("transaction_id", Kind.ID, required=True),
             _c("inquiry_number", Kind.ID, "coupon", required=True, references=Coupon),
-            _c("kind", Kind.CHOICE, required=True),
+            # The source ledger's kinds; remedies (restoration, expiry extension) are written by the claims
+            # engine only (claims.remedies), never imported.
+            _c("kind", Kind.CHOICE, required=True, only=("charge", "payment", "reversal")),
             _c("amount_jpy", Kind.POSITIVE_INTEGER, required=True),
             _c("occurred_at", Kind.DATETIME, required=True),
             _c("store_name", Kind.TEXT),

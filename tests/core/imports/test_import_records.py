@@ -819,3 +819,15 @@ def test_nul_bytes_are_named_escaped_and_the_file_is_rejected(tmp_path: Path, bo
     run = ImportRun.objects.get()
     assert (run.status, run.error_count) == ("rejected", outcome.error_count)
     assert Customer.objects.count() == 0
+
+
+@pytest.mark.parametrize("kind", ["restoration", "expiry_extension"])
+def test_remedy_kinds_are_never_imported(good_dir: Path, tmp_path: Path, kind: str) -> None:
+    # Given the good files loaded, and a ledger row claiming to be a remedy (only the claims engine writes those)
+    assert import_dir(good_dir).ok
+    header = GOOD_FILES["coupon_transactions.csv"].splitlines()[0]
+    body = f"{header}\nt9,Q1,{kind},500,2024-04-01T10:00:00+09:00,\n"
+    # When it is imported, then it is refused naming the kinds the contract allows, and nothing is written
+    result = import_dir(write_files(tmp_path / "remedy", {"coupon_transactions.csv": body}))
+    assert_errors(errors_of(result, "coupon_transactions.csv"), [(2, "kind", "not one of: charge, payment, reversal")])
+    assert not CouponTransaction.objects.filter(pk="t9").exists()
