@@ -174,6 +174,10 @@ class ProgramAdmin(admin.ModelAdmin):
             return None
         buffer = io.StringIO()
         dry_run_write_csv(entitlements, buffer)
+        # Per-customer rows (subjects, payees, amounts): a data export, recorded with who and when.
+        export_audit_record(
+            actor=request.user, what=f"dry-run preview of {program.slug} (CSV)", row_count=len(entitlements)
+        )
         response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{program.slug}-preview.csv"'
         return response

@@ -47,6 +47,7 @@ from payouts.banking.services import (
     zengin_export_create,
     zengin_export_download,
 )
+from support_portal.accounts.services import export_audit_record
 from support_portal.core.admin_tools import BigTableAdmin
 from support_portal.core.charts import bar_chart_svg
 from support_portal.customers.models import Customer
@@ -382,6 +383,7 @@ class ZenginExportAdmin(_ReadOnlyAdmin):
             writer.writerow(
                 [row.program, row.method, *(value for m in MEASURES for value in (row.counts[m], row.amounts[m]))]
             )
+        export_audit_record(actor=request.user, what="payout reconciliation report (CSV)", row_count=len(rows))
         response = HttpResponse("\ufeff" + out.getvalue(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="payout_reconciliation.csv"'
         return response

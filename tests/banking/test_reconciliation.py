@@ -10,6 +10,7 @@ from payouts.banking.selectors import finance_report_rows
 from payouts.banking.services import BankingRefused, settlement_import
 from payouts.models import Payout, PayoutStatus, PayoutTransition
 from payouts.services import payout_issue, payouts_create_for_approved_claims
+from support_portal.accounts.models import ExportRecord
 from tests.banking.conftest import approved_claim, finance_user, make_program
 
 pytestmark = pytest.mark.django_db
@@ -138,3 +139,6 @@ def test_the_report_shows_figures_per_program_and_method_with_charts_table_csv_a
     assert text[0].startswith("program,method,owed_count,owed_jpy,sent_count")
     assert text[1] == "atm-program,atm_cash,2,4000,2,4000,1,1000,1,2000,1,3000,0,0"
     assert len(text) == 2
+    assert list(ExportRecord.objects.values_list("actor", "what", "row_count")) == [
+        (finance.pk, "payout reconciliation report (CSV)", 1)
+    ]

@@ -17,6 +17,7 @@ from claims.parameters import (
     ParameterError,
     parameters_for,
 )
+from support_portal.accounts.models import ExportRecord
 from tests.claims.factories import jst, template
 from tests.factories import UserFactory
 
@@ -181,6 +182,10 @@ def test_preview_and_run_actions_need_the_run_permission(django_capture_on_commi
     assert preview.status_code == 200
     assert preview["Content-Type"].startswith("text/csv")
     assert preview.content.decode().splitlines() == ["subject,eligible,amount_jpy,payee,lines,reason"]
+    # and the export is recorded with who and how many rows
+    assert list(ExportRecord.objects.values_list("actor_id", "what", "row_count")) == [
+        (int(allowed.session["_auth_user_id"]), "dry-run preview of overpayment (CSV)", 0)
+    ]
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         allowed.post(url, {"action": "run_programs", "_selected_action": [program.pk]})
