@@ -292,7 +292,7 @@ class ProgramAdmin(admin.ModelAdmin):
         buffer = io.StringIO()
         row_count = program_report_write_csv(program_report(program=program), buffer)
         export_audit_record(
-            actor=request.user,  # type: ignore[arg-type]  # admin_view: always a signed-in staff user
+            actor=request.user,
             what=f"claims program report {program.slug}",
             row_count=row_count,
         )

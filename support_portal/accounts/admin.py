@@ -70,7 +70,7 @@ class SecurityEventAdmin(ReadOnlyAdmin):
             not_found = entries is None
             if entries is not None and request.GET.get("export") == "csv":
                 export_audit_record(
-                    actor=request.user,  # type: ignore[arg-type]
+                    actor=request.user,
                     what=f"audit trail of {kind} {object_id} (CSV)",
                     row_count=len(entries),
                 )

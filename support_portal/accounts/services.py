@@ -3,7 +3,7 @@
 import secrets
 from typing import Any
 
-from django.contrib.auth.models import User
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -153,11 +153,11 @@ def device_reset(*, user: User, actor: User | None) -> None:
     )
 
 
-def export_audit_record(*, actor: User | None, what: str, row_count: int) -> ExportRecord:
-    """Records a data export (call it where the export is produced, in the same request).
+def export_audit_record(*, actor: AbstractBaseUser | AnonymousUser | None, what: str, row_count: int) -> ExportRecord:
+    """Records a data export (call it where the export is produced, in the same request; the request's
+    user as `actor` — an anonymous one is recorded as no one).
 
     `what`: a short description naming the data, e.g. "claims of login-outage-2024 (CSV)".
     """
-    return ExportRecord.objects.create(
-        actor_id=actor.pk if actor is not None else None, what=what[:200], row_count=row_count
-    )
+    actor_id = actor.pk if actor is not None and actor.is_authenticated else None
+    return ExportRecord.objects.create(actor_id=actor_id, what=what[:200], row_count=row_count)
