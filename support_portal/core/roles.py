@@ -42,6 +42,32 @@ _CUSTOMER_LOOKUP = {
     "customers.view_coupontransaction",
 }
 
+# Working the tickets of one's queues (agents, and managers, who also configure the desk).
+_TICKET_WORK = {
+    "tickets.view_ticket",
+    "tickets.add_ticket",
+    "tickets.change_ticket",
+    "tickets.merge_ticket",
+    "tickets.view_ticketmessage",
+    "tickets.add_ticketmessage",
+    "tickets.view_ticketevent",
+    "tickets.view_ticketclaim",
+    "tickets.add_ticketclaim",
+    "tickets.view_queue",
+    "tickets.view_cannedreply",
+    "tickets.view_savedfilter",
+    "tickets.add_savedfilter",
+    "tickets.change_savedfilter",
+}
+
+# Opening and working identity-recovery cases (agents and managers; only managers unlock).
+_IDENTITY_RECOVERY = {
+    "identity.view_identityrecoverycase",
+    "identity.add_identityrecoverycase",
+    "identity.view_identityverificationattempt",
+    "identity.view_identityrecoveryevent",
+}
+
 ROLE_PERMISSIONS: dict[str, set[str]] = {
     # Agents work the tickets of their queues, look customers up and record submissions.
     "agent": {
@@ -57,24 +83,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "claims.view_couponremedy",
         "claims.view_mergeoffer",
         "claims.record_merge_offer",
-        "tickets.view_ticket",
-        "tickets.add_ticket",
-        "tickets.change_ticket",
-        "tickets.merge_ticket",
-        "tickets.view_ticketmessage",
-        "tickets.add_ticketmessage",
-        "tickets.view_ticketevent",
-        "tickets.view_ticketclaim",
-        "tickets.add_ticketclaim",
-        "tickets.view_queue",
-        "tickets.view_cannedreply",
-        "tickets.view_savedfilter",
-        "tickets.add_savedfilter",
-        "tickets.change_savedfilter",
-        "identity.view_identityrecoverycase",
-        "identity.add_identityrecoverycase",
-        "identity.view_identityverificationattempt",
-        "identity.view_identityrecoveryevent",
+        *_TICKET_WORK,
+        *_IDENTITY_RECOVERY,
         # A caller's bank account, entered through the agent form (masked; never changed any other way).
         "banking.view_bankaccount",
         "banking.add_bankaccount",
@@ -138,20 +148,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "accounts.view_audit_trail",
         "accounts.view_securityevent",
         "accounts.view_exportrecord",
-        "tickets.view_ticket",
-        "tickets.add_ticket",
-        "tickets.change_ticket",
-        "tickets.merge_ticket",
-        "tickets.view_ticketmessage",
-        "tickets.add_ticketmessage",
-        "tickets.view_ticketevent",
-        "tickets.view_ticketclaim",
-        "tickets.add_ticketclaim",
-        "tickets.view_queue",
-        "tickets.view_cannedreply",
-        "tickets.view_savedfilter",
-        "tickets.add_savedfilter",
-        "tickets.change_savedfilter",
+        *_TICKET_WORK,
         "tickets.view_all_queues",
         "tickets.view_dashboard",
         "tickets.add_queue",
@@ -161,14 +158,11 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "tickets.change_queuesurge",
         "tickets.add_cannedreply",
         "tickets.change_cannedreply",
-        "identity.view_identityrecoverycase",
-        "identity.add_identityrecoverycase",
-        "identity.view_identityverificationattempt",
-        "identity.view_identityrecoveryevent",
+        *_IDENTITY_RECOVERY,
         "identity.unlock_identityrecoverycase",
         "identity.view_unmasked_contact",
     },
-    # Payout batches, bank files and reconciliation are not built yet: for now what reports read.
+    # Payout batches, notices and code reveals, bank files and results, settlement files, the reconciliation report.
     "finance": {
         "customers.view_customer",
         "customers.view_plan",
