@@ -50,12 +50,14 @@ from support_portal.tickets.services import (
     ticket_add_note,
     ticket_assign,
     ticket_link_claim,
+    ticket_link_customer,
     ticket_move,
     ticket_open,
     ticket_reply,
     ticket_reply_canned,
     ticket_request_claims,
     ticket_request_record,
+    ticket_set_category,
     ticket_set_priority,
     ticket_set_status,
     tickets_merge,
@@ -314,9 +316,7 @@ class TicketAdmin(BigTableAdmin):
         if obj is None:
             return ["status", "assignee"]
         return [
-            "customer",
             "subject",
-            "category",
             "channel",
             "created_at",
             "first_response_due_at",
@@ -356,7 +356,8 @@ class TicketAdmin(BigTableAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: Ticket, form: Any, change: bool) -> None:
-        """Adapts the form to services: open on add; status / assignee / queue / priority on change."""
+        """Adapts the form to services: open on add; status / assignee / queue / priority / customer /
+        category on change (a customer once linked is corrected, never removed)."""
         user = request.user
         if not change:
             data = form.cleaned_data
@@ -383,6 +384,10 @@ class TicketAdmin(BigTableAdmin):
             steps.append(lambda: ticket_assign(ticket=obj, actor=user, assignee=form.cleaned_data["assignee"]))
         if "status" in changed:
             steps.append(lambda: ticket_set_status(ticket=obj, actor=user, status=form.cleaned_data["status"]))
+        if "customer" in changed and form.cleaned_data.get("customer") is not None:
+            steps.append(lambda: ticket_link_customer(ticket=obj, actor=user, customer=form.cleaned_data["customer"]))
+        if "category" in changed:
+            steps.append(lambda: ticket_set_category(ticket=obj, actor=user, category=form.cleaned_data["category"]))
         for step in steps:
             try:
                 step()

@@ -293,6 +293,8 @@ class EventKind(models.TextChoices):
     INBOUND = "inbound", _("Customer message")
     CLAIM_LINKED = "claim_linked", _("Claim linked")
     REQUEST_RECORDED = "request_recorded", _("Caller's request recorded")
+    CUSTOMER_LINKED = "customer_linked", _("Customer linked")
+    CATEGORY = "category", _("Category changed")
     MERGED = "merged", _("Merged into another ticket")
     MERGED_IN = "merged_in", _("Tickets merged in")
     ESCALATED = "escalated", _("SLA breach escalated")

@@ -70,6 +70,7 @@ class RefusalCode:
     CANNED_NOT_FOR_QUEUE = "canned_not_for_queue"
     CANNED_TEMPLATE = "canned_template_error"
     NOT_A_MEMBER = "assignee_not_in_queue"
+    NOT_A_CATEGORY = "not_a_category"
     NO_CUSTOMER = "no_customer"
     PROGRAM_CLOSED = "program_closed"
     SUBJECT_NOT_THE_CUSTOMERS = "subject_not_the_customers"
@@ -335,6 +336,46 @@ def ticket_set_priority(*, ticket: Ticket, actor: Actor, priority: int, now: dt.
         locked.updated_at = now
         locked.save(update_fields=["priority", "updated_at"])
         _event(locked, actor, EventKind.PRIORITY, now, before=before, after=priority)
+    return locked
+
+
+def ticket_link_customer(*, ticket: Ticket, actor: Actor, customer: Customer, now: dt.datetime | None = None) -> Ticket:
+    """Links (or corrects) the ticket's customer — e.g. mail from an address no customer has, once the
+    agent has found who wrote. Writes an event with before/after; unchanged when it is the same customer."""
+    now = now or timezone.now()
+    with audit_context(actor=actor), transaction.atomic():
+        locked = _lock(ticket)
+        _check_queue(actor, locked)
+        if locked.status == Status.CLOSED:
+            raise TicketRefused(code=RefusalCode.CLOSED, message="The ticket is closed.", ticket_id=locked.pk)
+        if locked.customer_id == customer.pk:
+            return locked
+        before = locked.customer_id
+        locked.customer = customer
+        locked.updated_at = now
+        locked.save(update_fields=["customer", "updated_at"])
+        _event(locked, actor, EventKind.CUSTOMER_LINKED, now, before=before, after=customer.pk)
+    return locked
+
+
+def ticket_set_category(*, ticket: Ticket, actor: Actor, category: str, now: dt.datetime | None = None) -> Ticket:
+    """Re-files the ticket under another category (a "compensation question" that is really a refund
+    request); an event records before/after."""
+    now = now or timezone.now()
+    if category not in Category.values:
+        raise TicketRefused(
+            code=RefusalCode.NOT_A_CATEGORY, message=f"{category!r} is not a category.", ticket_id=ticket.pk
+        )
+    with audit_context(actor=actor), transaction.atomic():
+        locked = _lock(ticket)
+        _check_queue(actor, locked)
+        if locked.category == category:
+            return locked
+        before = locked.category
+        locked.category = category
+        locked.updated_at = now
+        locked.save(update_fields=["category", "updated_at"])
+        _event(locked, actor, EventKind.CATEGORY, now, before=before, after=category)
     return locked
 
 

@@ -10,7 +10,14 @@ from django.urls import reverse
 from claims.models import Channel as SubmissionChannel
 from claims.models import Program, Submission
 from support_portal.tickets.models import Channel, EventKind, Queue, Ticket, TicketEvent, TicketSubmission
-from support_portal.tickets.services import RefusalCode, TicketRefused, ticket_request_claims, ticket_request_record
+from support_portal.tickets.services import (
+    RefusalCode,
+    TicketRefused,
+    ticket_link_customer,
+    ticket_request_claims,
+    ticket_request_record,
+    ticket_set_category,
+)
 from tests.claims.factories import ClaimFactory, ReviewProgramFactory, jst
 from tests.factories import ChargeFactory, CustomerFactory, SubscriptionFactory
 from tests.tickets.conftest import staff
@@ -184,3 +191,51 @@ def test_admin_form_shows_a_refusal_and_writes_nothing(
     assert response.status_code == 200
     assert response.context["form"].non_field_errors() == ["C9999999 is not a customer id of this ticket's customer."]
     assert written() == (0, 0, 0)
+
+
+def test_agent_links_the_customer_of_an_unknown_senders_ticket_then_records_the_request(
+    agent: User, queue: Queue, outage_program: Program
+) -> None:
+    # Given mail from an address no customer has (a ticket without customer), and the customer found
+    ticket = TicketFactory.create(queue=queue, customer=None, channel=Channel.EMAIL)
+    customer = CustomerFactory.create(customer_id="C0000077")
+    # When the agent links the customer (twice: the second changes nothing) and records the request
+    ticket_link_customer(ticket=ticket, actor=agent, customer=customer, now=NOW)
+    ticket_link_customer(ticket=ticket, actor=agent, customer=customer, now=NOW)
+    ticket_request_record(ticket=ticket, actor=agent, program=outage_program, now=NOW)
+    # Then the ticket names the customer, one event records before/after, and the request is theirs
+    ticket.refresh_from_db()
+    assert ticket.customer_id == "C0000077"
+    assert list(TicketEvent.objects.filter(kind=EventKind.CUSTOMER_LINKED).values_list("actor", "data")) == [
+        (agent.pk, {"before": None, "after": "C0000077"})
+    ]
+    assert Submission.objects.get().subject == "C0000077"
+
+
+def test_category_changes_are_recorded_and_refused_for_unknown_categories(agent: User, phone_ticket: Ticket) -> None:
+    before = phone_ticket.category
+    ticket_set_category(ticket=phone_ticket, actor=agent, category="refund", now=NOW)
+    with pytest.raises(TicketRefused) as refused:
+        ticket_set_category(ticket=phone_ticket, actor=agent, category="lottery", now=NOW)
+    assert refused.value.code == RefusalCode.NOT_A_CATEGORY
+    phone_ticket.refresh_from_db()
+    assert phone_ticket.category == "refund"
+    assert list(TicketEvent.objects.filter(kind=EventKind.CATEGORY).values_list("data", flat=True)) == [
+        {"before": before, "after": "refund"}
+    ]
+
+
+def test_closed_tickets_and_other_queues_cannot_be_relinked(
+    agent: User, other_agent: User, phone_ticket: Ticket
+) -> None:
+    other = CustomerFactory.create(customer_id="C0000078")
+    with pytest.raises(TicketRefused) as refused:
+        ticket_link_customer(ticket=phone_ticket, actor=other_agent, customer=other, now=NOW)
+    assert refused.value.code == RefusalCode.NOT_IN_QUEUE
+    Ticket.objects.filter(pk=phone_ticket.pk).update(status="closed")
+    with pytest.raises(TicketRefused) as refused:
+        ticket_link_customer(ticket=phone_ticket, actor=agent, customer=other, now=NOW)
+    assert refused.value.code == RefusalCode.CLOSED
+    phone_ticket.refresh_from_db()
+    assert phone_ticket.customer_id == "C0000042"
+    assert not TicketEvent.objects.filter(kind=EventKind.CUSTOMER_LINKED).exists()
