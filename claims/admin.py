@@ -46,7 +46,7 @@ from claims.review import (
     claim_request_info,
     claims_bulk_approve,
 )
-from claims.selectors import dry_run_write_csv, program_preview
+from claims.selectors import program_dry_run_write
 from claims.services import (
     ProgramNotRunnable,
     ProgramStatusRefused,
@@ -164,19 +164,18 @@ class ProgramAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one program to preview.", messages.WARNING)
             return None
         program = queryset.get()
+        buffer = io.StringIO()
         try:
-            entitlements = program_preview(program=program)
+            totals = program_dry_run_write(program=program, out=buffer)
         except ParameterError as exc:
             self.message_user(request, f"{program.slug}: invalid parameters: {exc}", messages.ERROR)
             return None
         except EngineNeedsPostgreSQL as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return None
-        buffer = io.StringIO()
-        dry_run_write_csv(entitlements, buffer)
         # Per-customer rows (subjects, payees, amounts): a data export, recorded with who and when.
         export_audit_record(
-            actor=request.user, what=f"dry-run preview of {program.slug} (CSV)", row_count=len(entitlements)
+            actor=request.user, what=f"dry-run preview of {program.slug} (CSV)", row_count=totals.subjects
         )
         response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{program.slug}-preview.csv"'

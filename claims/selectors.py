@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from dataclasses import dataclass
 from typing import TextIO
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from claims.engine import Entitlement, compute_entitlements, require_postgresql
+from claims.engine import Entitlement, compute_entitlements, require_postgresql, staging
 from claims.models import Program
 from support_portal.core.business_days import BusinessCalendar, business_calendar
 
@@ -59,3 +60,47 @@ def dry_run_write_csv(entitlements: list[Entitlement], out: TextIO) -> int:
     for entitlement in entitlements:
         writer.writerow(dry_run_row(entitlement))
     return len(entitlements)
+
+
+@dataclass(frozen=True)
+class DryRunTotals:
+    subjects: int
+    eligible: int
+    amount_jpy: int
+
+
+def program_dry_run_write(
+    *, program: Program, out: TextIO, as_of: dt.datetime | None = None, calendar: BusinessCalendar | None = None
+) -> DryRunTotals:
+    """Writes the dry-run CSV (FORMATS.md) of the program as of `as_of` (default now); changes nothing.
+
+    Policies with a SQL stage (login-outage-2024) are computed into the run's TEMP stage tables, excluded
+    against other programs' grants exactly as a run would, and streamed out through a server-side cursor:
+    no Python object per subject, so memory stays flat at any population. The transaction is rolled back
+    (TEMP tables included). Other policies go through `program_preview`.
+    """
+    as_of = as_of or timezone.now()
+    calendar = calendar or business_calendar()
+    if program.policy not in staging.SQL_STAGERS:
+        entitlements = program_preview(program=program, as_of=as_of, calendar=calendar)
+        rows = dry_run_write_csv(entitlements, out)
+        eligible = [e for e in entitlements if e.eligible]
+        return DryRunTotals(subjects=rows, eligible=len(eligible), amount_jpy=sum(e.amount_jpy for e in eligible))
+    require_postgresql()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(DRY_RUN_COLUMNS)
+    subjects = eligible_count = amount = 0
+    with transaction.atomic():
+        staging.stage(program=program, as_of=as_of, calendar=calendar)
+        staging.exclude_held_elsewhere(program)
+        with connection.connection.cursor(name="claims_dry_run") as cursor:
+            cursor.itersize = 10_000
+            cursor.execute(staging.DRY_RUN_ROWS_SQL)
+            for subject, is_eligible, amount_jpy, payee, lines, reason in cursor:
+                writer.writerow([subject, is_eligible, amount_jpy, payee, lines, reason])
+                subjects += 1
+                if is_eligible == "true":
+                    eligible_count += 1
+                    amount += amount_jpy
+        transaction.set_rollback(True)
+    return DryRunTotals(subjects=subjects, eligible=eligible_count, amount_jpy=amount)

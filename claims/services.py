@@ -64,34 +64,6 @@ S = STAGE_ENTITLEMENTS
 L = STAGE_LINES
 DECIDED = "(" + ", ".join(f"'{status}'" for status in sorted(ClaimStatus.decided())) + ")"
 
-EXCLUDE_HELD_ELSEWHERE_SQL = f"""
-WITH held AS (
-    SELECT g.grant_key, p.slug
-      FROM claims_grant g JOIN claims_program p ON p.id = g.program_id
-     WHERE g.program_id <> %(program)s
-)
-UPDATE {L} l SET excluded_reason = '{Reason.ALREADY_COMPENSATED}:' || held.slug, amount_jpy = 0
-  FROM held, {S} e
- WHERE held.grant_key = l.cover_key AND l.excluded_reason = '' AND e.subject = l.subject AND e.eligible
-"""
-
-# A claim left with nothing to pay after exclusions is not eligible: reason = its first excluded line's.
-# Then, as for every ineligible claim, only excluded lines are kept, at amount 0.
-REDECIDE_ELIGIBILITY_SQL = f"""
-UPDATE {S} e SET eligible = false, reason = COALESCE(x.first_excluded, '{Reason.NOTHING_DUE}')
-  FROM (
-    SELECT subject,
-           COALESCE(sum(amount_jpy) FILTER (WHERE excluded_reason = ''), 0) AS paid,
-           (array_agg(excluded_reason ORDER BY position) FILTER (WHERE excluded_reason <> ''))[1] AS first_excluded
-      FROM {L}
-     WHERE subject IN (SELECT subject FROM {L} WHERE excluded_reason <> '')
-     GROUP BY subject
-  ) x
- WHERE e.subject = x.subject AND e.eligible AND x.paid <= 0;
-DELETE FROM {L} l USING {S} e WHERE e.subject = l.subject AND NOT e.eligible AND l.excluded_reason = '';
-UPDATE {L} l SET amount_jpy = 0 FROM {S} e WHERE e.subject = l.subject AND NOT e.eligible AND l.amount_jpy <> 0;
-"""
-
 # Only the subjects whose claim is created or changed (claims_stage_diff): an unchanged claim (same
 # eligibility and lines hash) holds exactly the grants its lines need already, written with it.
 WANTED_GRANTS_SQL = f"""
@@ -234,12 +206,6 @@ def _execute(sql: str, params: dict[str, Any] | None = None) -> int:
         return cursor.rowcount
 
 
-def _exclude_held_elsewhere(program: Program) -> None:
-    """Lines whose key another program holds are excluded; claims left with nothing due become ineligible."""
-    if _execute(EXCLUDE_HELD_ELSEWHERE_SQL, {"program": program.pk}) > 0:
-        _execute(REDECIDE_ELIGIBILITY_SQL)
-
-
 def _summarise_and_diff(params: dict[str, Any]) -> None:
     _execute(SUMMARISE_SQL)
     _execute(DIFF_SQL, params)
@@ -253,7 +219,7 @@ def _take_grants(*, program: Program, params: dict[str, Any]) -> None:
     if inserted < new:
         # Another program's run committed some of these keys after we read the grants: the database
         # decided; exclude those lines (and what follows from it) before settling our own keys.
-        _exclude_held_elsewhere(program)
+        staging.exclude_held_elsewhere(program)
         _summarise_and_diff(params)
         _execute(WANTED_GRANTS_SQL)
     # Keys the program holds (or just took) that no eligible line needs any more are released.
@@ -306,7 +272,7 @@ def program_run(
             step("detect_duplicates")
         staging.stage(program=locked, as_of=as_of, calendar=calendar)
         step("stage")
-        _exclude_held_elsewhere(locked)
+        staging.exclude_held_elsewhere(locked)
         step("exclude")
         params = {"program": locked.pk, "now": as_of, "prepared_by": prepared_by}
         _execute(SUMMARISE_SQL)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 
 from django.db import connection
 
-from claims.engine import Entitlement, compute_entitlements, login_outage
+from claims.engine import Entitlement, Reason, compute_entitlements, login_outage
 from claims.engine.common import STAGE_ENTITLEMENTS as ENTITLEMENTS
 from claims.engine.common import STAGE_LINES as LINES
 from claims.models import Policy, Program
@@ -153,3 +153,67 @@ def stage(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar) -
     SQL_STAGERS.get(program.policy, _stage_from_python)(program=program, as_of=as_of, calendar=calendar)
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {ENTITLEMENTS}; ANALYZE {LINES}")
+
+
+# --- Other programs' grants, and the dry-run rows (shared by program_run and the preview) ---------------
+
+EXCLUDE_HELD_ELSEWHERE_SQL = f"""
+WITH held AS (
+    SELECT g.grant_key, p.slug
+      FROM claims_grant g JOIN claims_program p ON p.id = g.program_id
+     WHERE g.program_id <> %(program)s
+)
+UPDATE {LINES} l SET excluded_reason = '{Reason.ALREADY_COMPENSATED}:' || held.slug, amount_jpy = 0
+  FROM held, {ENTITLEMENTS} e
+ WHERE held.grant_key = l.cover_key AND l.excluded_reason = '' AND e.subject = l.subject AND e.eligible
+"""
+
+# A claim left with nothing to pay after exclusions is not eligible: reason = its first excluded line's.
+# Then, as for every ineligible claim, only excluded lines are kept, at amount 0.
+REDECIDE_ELIGIBILITY_SQL = f"""
+UPDATE {ENTITLEMENTS} e SET eligible = false, reason = COALESCE(x.first_excluded, '{Reason.NOTHING_DUE}')
+  FROM (
+    SELECT subject,
+           COALESCE(sum(amount_jpy) FILTER (WHERE excluded_reason = ''), 0) AS paid,
+           (array_agg(excluded_reason ORDER BY position) FILTER (WHERE excluded_reason <> ''))[1] AS first_excluded
+      FROM {LINES}
+     WHERE subject IN (SELECT subject FROM {LINES} WHERE excluded_reason <> '')
+     GROUP BY subject
+  ) x
+ WHERE e.subject = x.subject AND e.eligible AND x.paid <= 0;
+DELETE FROM {LINES} l USING {ENTITLEMENTS} e WHERE e.subject = l.subject AND NOT e.eligible AND l.excluded_reason = '';
+UPDATE {LINES} l SET amount_jpy = 0
+  FROM {ENTITLEMENTS} e WHERE e.subject = l.subject AND NOT e.eligible AND l.amount_jpy <> 0;
+"""
+
+
+def exclude_held_elsewhere(program: Program) -> None:
+    """Lines whose key another program holds are excluded; claims left with nothing due become ineligible."""
+    with connection.cursor() as cursor:
+        cursor.execute(EXCLUDE_HELD_ELSEWHERE_SQL, {"program": program.pk})
+        if cursor.rowcount > 0:
+            cursor.execute(REDECIDE_ELIGIBILITY_SQL)
+
+
+# One CSV row per subject, as `claims.selectors.dry_run_row` writes it from an Entitlement: the paid lines
+# `label=amount` in position order, the amount their sum, the reason the claim's or its first excluded
+# line's. Subjects in code-point order (COLLATE "C"), as Python sorts them.
+DRY_RUN_ROWS_SQL = f"""
+SELECT e.subject,
+       CASE WHEN e.eligible THEN 'true' ELSE 'false' END,
+       CASE WHEN e.eligible THEN COALESCE(x.paid, 0) ELSE 0 END,
+       COALESCE(e.payee_id, ''),
+       CASE WHEN e.eligible THEN COALESCE(x.lines, '') ELSE '' END,
+       COALESCE(NULLIF(e.reason, ''), x.first_excluded, '')
+  FROM {ENTITLEMENTS} e
+  LEFT JOIN (
+       SELECT subject,
+              sum(amount_jpy) FILTER (WHERE excluded_reason = '') AS paid,
+              string_agg(label || '=' || amount_jpy, ';' ORDER BY position)
+                FILTER (WHERE excluded_reason = '') AS lines,
+              (array_agg(excluded_reason ORDER BY position) FILTER (WHERE excluded_reason <> ''))[1] AS first_excluded
+         FROM {LINES}
+        GROUP BY subject
+  ) x ON x.subject = e.subject
+ ORDER BY e.subject COLLATE "C"
+"""

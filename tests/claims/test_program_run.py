@@ -2,6 +2,7 @@
 
 import csv
 import datetime as dt
+import io
 import threading
 
 import pghistory.models
@@ -11,6 +12,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from claims.models import Claim, ClaimLine, ClaimStatus, Grant, Program, ProgramRun
+from claims.selectors import dry_run_write_csv, program_dry_run_write, program_preview
 from claims.services import ProgramNotRunnable, program_claims_submit_for_review, program_run, program_run_execute
 from claims.tasks import program_run_task
 from support_portal.customers.models import Charge, Login
@@ -358,3 +360,47 @@ def test_submit_for_review_sends_only_eligible_computed_claims(calendar):
         ("insert", ClaimStatus.COMPUTED, None),
         ("update", ClaimStatus.PENDING_REVIEW, manager.pk),
     ]
+
+
+@pytest.mark.django_db
+def test_streamed_dry_run_writes_exactly_what_the_python_preview_writes_and_changes_nothing(calendar):
+    # Given applicants, a non-applicant, a late applicant, a member partly and one wholly covered by an
+    # earlier program, and a submission naming nobody
+    premium_member_with_charges()
+    premium_member_with_charges(apply=False)
+    late, _ = premium_member_with_charges(apply=False)
+    SubmissionFactory.create(subject=late.customer_id, submitted_at=jst(2026, 1, 10))
+    partly, _ = premium_member_with_charges()
+    wholly, _ = premium_member_with_charges(months=((2024, 9),))
+    early = earlier_program(("2024-06", "2024-09"))
+    program_run(program=early, actor=None, as_of=AS_OF, calendar=calendar)
+    SubmissionFactory.create(subject="C-NOBODY", submitted_at=jst(2025, 1, 10))
+    program = template("login-outage-2024")
+    expected = io.StringIO()
+    dry_run_write_csv(program_preview(program=program, as_of=AS_OF, calendar=calendar), expected)
+    before = claims_table_counts()
+    # When the dry run is streamed from the stage tables
+    streamed = io.StringIO()
+    totals = program_dry_run_write(program=program, out=streamed, as_of=AS_OF, calendar=calendar)
+    # Then the CSV is byte for byte the Python preview's, the totals match it, and nothing was written
+    assert streamed.getvalue() == expected.getvalue()
+    body = list(csv.DictReader(io.StringIO(streamed.getvalue())))
+    assert sorted({row["reason"] for row in body}) == [
+        "already_compensated:login-outage-2024-early",
+        "late_application",
+        "no_application",
+        "unknown_subject",
+    ]
+    assert len(body) == totals.subjects == 6
+    by_subject = {row["subject"]: row for row in body}
+    assert (by_subject[partly.customer_id]["eligible"], by_subject[partly.customer_id]["lines"]) == (
+        "true",
+        "2024-10 premium=550",
+    )
+    assert (by_subject[wholly.customer_id]["eligible"], by_subject[wholly.customer_id]["amount_jpy"]) == ("false", "0")
+    assert totals.eligible == sum(1 for row in body if row["eligible"] == "true")
+    assert totals.amount_jpy == sum(int(row["amount_jpy"]) for row in body)
+    assert claims_table_counts() == before
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('pg_temp.claims_stage_entitlement')")
+        assert cursor.fetchone() == (None,)

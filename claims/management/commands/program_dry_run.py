@@ -1,5 +1,6 @@
 """`python manage.py program_dry_run SLUG --out FILE.csv` — preview a program as of now (FORMATS.md)."""
 
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -7,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from claims.engine import EngineNeedsPostgreSQL
 from claims.models import Program
 from claims.parameters import ParameterError
-from claims.selectors import dry_run_write_csv, program_preview
+from claims.selectors import program_dry_run_write
 
 
 class Command(BaseCommand):
@@ -22,14 +23,21 @@ class Command(BaseCommand):
             program = Program.objects.get(slug=options["slug"])
         except Program.DoesNotExist:
             raise CommandError(f"no program with slug {options['slug']!r}") from None
+        # Written beside the target and renamed at the end: a refused or failed preview leaves no file.
+        target = Path(options["out"])
+        partial = target.with_name(target.name + ".partial")
         try:
-            entitlements = program_preview(program=program)
-        except ParameterError as exc:
-            raise CommandError(f"program {program.slug} has invalid parameters: {exc}") from None
-        except EngineNeedsPostgreSQL as exc:
-            raise CommandError(str(exc)) from None
-        with open(options["out"], "w", encoding="utf-8", newline="") as out:
-            rows = dry_run_write_csv(entitlements, out)
-        eligible = sum(1 for e in entitlements if e.eligible)
-        total = sum(e.amount_jpy for e in entitlements)
-        self.stdout.write(f"{program.slug}: {rows} subjects, {eligible} eligible, ¥{total} -> {options['out']}")
+            with partial.open("w", encoding="utf-8", newline="") as out:
+                totals = program_dry_run_write(program=program, out=out)
+        except BaseException as exc:
+            partial.unlink(missing_ok=True)
+            if isinstance(exc, ParameterError):
+                raise CommandError(f"program {program.slug} has invalid parameters: {exc}") from None
+            if isinstance(exc, EngineNeedsPostgreSQL):
+                raise CommandError(str(exc)) from None
+            raise
+        partial.replace(target)
+        self.stdout.write(
+            f"{program.slug}: {totals.subjects} subjects, {totals.eligible} eligible, ¥{totals.amount_jpy}"
+            f" -> {options['out']}"
+        )
