@@ -55,7 +55,7 @@ from claims.services import (
     program_set_status,
 )
 from support_portal.accounts.services import export_audit_record
-from support_portal.core.admin_tools import BigTableAdmin
+from support_portal.core.admin_tools import BigTableAdmin, ReadOnlyAdmin, ReadOnlyInline
 from support_portal.core.audit import audit_context
 from support_portal.core.charts import bar_chart_svg, line_chart_svg
 from support_portal.core.masking import mask_email
@@ -313,7 +313,7 @@ class ClaimLineInline(admin.TabularInline):
     max_num = 0
 
 
-class ClaimDecisionInline(admin.TabularInline):
+class ClaimDecisionInline(ReadOnlyInline):
     """The claim's review history, read-only (decisions are only made through the actions)."""
 
     model = ClaimDecision
@@ -332,14 +332,8 @@ class ClaimDecisionInline(admin.TabularInline):
     ordering = ["at", "id"]
     max_num = 0
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class CouponRemedyInline(admin.TabularInline):
+class CouponRemedyInline(ReadOnlyInline):
     """Ledger remedies written for an approved coupon-outage claim (read-only; claims.remedies)."""
 
     model = CouponRemedy
@@ -355,12 +349,6 @@ class CouponRemedyInline(admin.TabularInline):
         "applied_at",
     )
     max_num = 0
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class MergeOfferForm(forms.Form):
@@ -675,7 +663,7 @@ class DuplicateDecisionForm(ActionForm):
 
 
 @admin.register(CouponDuplicatePayment)
-class CouponDuplicatePaymentAdmin(admin.ModelAdmin):
+class CouponDuplicatePaymentAdmin(ReadOnlyAdmin):
     """The queue "duplicates to confirm": class-B2 payments found by the detection (claims.remedies)."""
 
     list_display = [
@@ -708,15 +696,6 @@ class CouponDuplicatePaymentAdmin(admin.ModelAdmin):
         "note",
     ]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     def has_confirm_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(CONFIRM_DUPLICATE_PERMISSION)
 
@@ -746,7 +725,7 @@ class CouponDuplicatePaymentAdmin(admin.ModelAdmin):
 
 
 @admin.register(CouponRemedy)
-class CouponRemedyAdmin(admin.ModelAdmin):
+class CouponRemedyAdmin(ReadOnlyAdmin):
     """Coupon remedies written to the ledger (read-only: written by claims.remedies on approval)."""
 
     list_display = ["claim", "kind", "coupon", "restored_payment", "amount_jpy", "applied_by", "applied_at"]
@@ -763,15 +742,6 @@ class CouponRemedyAdmin(admin.ModelAdmin):
         "applied_by",
         "applied_at",
     ]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Submission)

@@ -48,7 +48,7 @@ from payouts.models import (
 from payouts.notices import NoticeRefused, payout_notice_resend, sample_notice, template_names
 from payouts.providers import registered_methods
 from payouts.services import PayoutRefused, payout_secret_reveal
-from support_portal.core.admin_tools import BigTableAdmin
+from support_portal.core.admin_tools import BigTableAdmin, ReadOnlyAdmin, ReadOnlyInline
 from support_portal.core.masking import mask_email, mask_phone
 
 START_PERMISSION = "payouts.start_payoutbatch"
@@ -60,31 +60,19 @@ VIEW_NOTICE_PERMISSION = "payouts.view_payoutnotice"
 VIEW_BATCH_PERMISSION = "payouts.view_payoutbatch"
 
 
-class _ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    max_num = 0
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class PayoutTransitionInline(_ReadOnlyInline):
+class PayoutTransitionInline(ReadOnlyInline):
     model = PayoutTransition
     fields = readonly_fields = ("at", "actor", "status_before", "status_after", "note")
     ordering = ["at", "id"]
 
 
-class PayoutNoticeInline(_ReadOnlyInline):
+class PayoutNoticeInline(ReadOnlyInline):
     model = PayoutNotice
     fields = readonly_fields = ("kind", "sequence", "channel", "status", "sent_at", "created_by", "last_error")
     ordering = ["kind", "sequence"]
 
 
-class PayoutSecretRevealInline(_ReadOnlyInline):
+class PayoutSecretRevealInline(ReadOnlyInline):
     model = PayoutSecretReveal
     fields = readonly_fields = ("at", "actor", "reason")
 
@@ -94,7 +82,7 @@ class RevealForm(forms.Form):
 
 
 @admin.register(Payout)
-class PayoutAdmin(BigTableAdmin):
+class PayoutAdmin(ReadOnlyAdmin, BigTableAdmin):
     list_display = [
         "id",
         "claim",
@@ -148,15 +136,6 @@ class PayoutAdmin(BigTableAdmin):
             _("Reveal (audited)"),
         )
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     def get_urls(self) -> list[URLPattern]:
         return [
             path("<int:pk>/reveal/", self.admin_site.admin_view(self.reveal_view), name="payouts_payout_reveal"),
@@ -189,7 +168,7 @@ class PayoutAdmin(BigTableAdmin):
         return response
 
 
-class PayoutBatchTransitionInline(_ReadOnlyInline):
+class PayoutBatchTransitionInline(ReadOnlyInline):
     model = PayoutBatchTransition
     fields = readonly_fields = ("at", "actor", "status_before", "status_after", "note")
     ordering = ["at", "id"]
@@ -227,7 +206,7 @@ def batch_progress(batch: PayoutBatch) -> dict[str, Any]:
 
 
 @admin.register(PayoutBatch)
-class PayoutBatchAdmin(admin.ModelAdmin):
+class PayoutBatchAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "program",
@@ -263,15 +242,6 @@ class PayoutBatchAdmin(admin.ModelAdmin):
         "note",
     )
     change_list_template = "payouts/admin/batch_change_list.html"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_start_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(START_PERMISSION)
@@ -401,7 +371,7 @@ class PayoutBatchAdmin(admin.ModelAdmin):
 
 
 @admin.register(PayoutNotice)
-class PayoutNoticeAdmin(BigTableAdmin):
+class PayoutNoticeAdmin(ReadOnlyAdmin, BigTableAdmin):
     list_display = [
         "id",
         "payout",
@@ -442,15 +412,6 @@ class PayoutNoticeAdmin(BigTableAdmin):
     @admin.display(description=_("recipient"))
     def masked_recipient(self, obj: PayoutNotice) -> str:
         return mask_email(obj.recipient) if obj.channel == NoticeChannel.EMAIL else mask_phone(obj.recipient)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_resend_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(RESEND_PERMISSION)
@@ -529,16 +490,7 @@ class ProgramPayoutPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(PayoutSecretReveal)
-class PayoutSecretRevealAdmin(admin.ModelAdmin):
+class PayoutSecretRevealAdmin(ReadOnlyAdmin):
     list_display = ["at", "payout", "actor", "reason"]
     list_select_related = ["payout", "actor"]
     fields = readonly_fields = ("at", "payout", "actor", "reason")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

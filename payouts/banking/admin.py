@@ -48,7 +48,7 @@ from payouts.banking.services import (
     zengin_export_download,
 )
 from support_portal.accounts.services import export_audit_record
-from support_portal.core.admin_tools import BigTableAdmin
+from support_portal.core.admin_tools import BigTableAdmin, ReadOnlyAdmin, ReadOnlyInline
 from support_portal.core.charts import bar_chart_svg
 from support_portal.customers.models import Customer
 
@@ -66,17 +66,6 @@ MEASURE_LABELS = {
     "unclaimed": _("Unclaimed"),
     "failed": _("Failed / returned"),
 }
-
-
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class AgentAccountForm(BankAccountForm):
@@ -101,7 +90,7 @@ class AgentAccountForm(BankAccountForm):
 
 
 @admin.register(BankAccount)
-class BankAccountAdmin(_ReadOnlyAdmin):
+class BankAccountAdmin(ReadOnlyAdmin):
     """Masked everywhere; new accounts only through the agent form (or the customer's application page)."""
 
     list_display = (
@@ -174,35 +163,23 @@ class BankAccountAdmin(_ReadOnlyAdmin):
         return TemplateResponse(request, "banking/admin/bankaccount_record.html", context)
 
 
-class ZenginExportLineInline(admin.TabularInline):
+class ZenginExportLineInline(ReadOnlyInline):
     model = ZenginExportLine
     fields = readonly_fields = ("payout", "customer_code", "amount_jpy", "result", "reason_code", "result_import")
     extra = 0
     can_delete = False
     show_change_link = False
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class ZenginExportDownloadInline(admin.TabularInline):
+class ZenginExportDownloadInline(ReadOnlyInline):
     model = ZenginExportDownload
     fields = readonly_fields = ("actor", "at")
     extra = 0
     can_delete = False
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(ZenginExport)
-class ZenginExportAdmin(_ReadOnlyAdmin):
+class ZenginExportAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "transfer_date",
@@ -390,7 +367,7 @@ class ZenginExportAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(ZenginExportLine)
-class ZenginExportLineAdmin(_ReadOnlyAdmin, BigTableAdmin):
+class ZenginExportLineAdmin(ReadOnlyAdmin, BigTableAdmin):
     list_display = ("customer_code", "export", "payout", "amount_jpy", "result", "reason_code")
     list_filter = ("result",)
     list_select_related = ("export", "payout")
@@ -406,7 +383,7 @@ class ZenginExportLineAdmin(_ReadOnlyAdmin, BigTableAdmin):
     )
 
 
-class _ImportAdmin(_ReadOnlyAdmin):
+class _ImportAdmin(ReadOnlyAdmin):
     list_display = ("file_name", "imported_at", "imported_by", "rows", "settled_count", "failed_count", "outcome")
     list_filter = ("outcome",)
     list_select_related = ("imported_by",)
@@ -443,7 +420,7 @@ class SettlementImportAdmin(_ImportAdmin):
 
 
 @admin.register(RefundRequest)
-class RefundRequestAdmin(_ReadOnlyAdmin, BigTableAdmin):
+class RefundRequestAdmin(ReadOnlyAdmin, BigTableAdmin):
     list_display = (
         "payout",
         "charge_id",
@@ -475,7 +452,7 @@ class RefundRequestAdmin(_ReadOnlyAdmin, BigTableAdmin):
 
 
 @admin.register(BankingEvent)
-class BankingEventAdmin(_ReadOnlyAdmin, BigTableAdmin):
+class BankingEventAdmin(ReadOnlyAdmin, BigTableAdmin):
     list_display = ("at", "action", "actor", "customer", "payout", "export", "note")
     list_filter = ("action",)
     list_select_related = ("actor", "customer", "payout", "export")

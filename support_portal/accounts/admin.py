@@ -14,21 +14,9 @@ from django.utils.translation import gettext_lazy as _
 from support_portal.accounts.audit_trail import audit_timeline, timeline_csv
 from support_portal.accounts.models import ExportRecord, SecurityEvent
 from support_portal.accounts.services import export_audit_record
+from support_portal.core.admin_tools import ReadOnlyAdmin
 
 AUDIT_TRAIL_PERMISSION = "accounts.view_audit_trail"
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records of what happened: never added, edited or deleted by hand (the tables refuse it too)."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class AuditTrailForm(forms.Form):

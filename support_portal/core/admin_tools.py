@@ -5,6 +5,7 @@ from typing import Any
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connection
+from django.http import HttpRequest
 from django.utils.functional import cached_property
 
 
@@ -42,3 +43,30 @@ class BigTableAdmin(admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_per_page = 50
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records of what happened (events, transitions, imports, payouts, files): never added, changed or
+    deleted through the admin — services write them. Seeing them still needs the model's view permission."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """A record's history shown on its page (decisions, transitions, events): read-only rows."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

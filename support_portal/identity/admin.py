@@ -16,6 +16,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from support_portal.core.admin_tools import ReadOnlyInline
 from support_portal.core.masking import mask_email
 from support_portal.identity.forms import OpenCaseForm, ReasonForm, VerifyForm
 from support_portal.identity.models import (
@@ -61,30 +62,18 @@ def check_rows(checks: list[dict[str, Any]]) -> list[dict[str, str]]:
     return rows
 
 
-class EventInline(admin.TabularInline):
+class EventInline(ReadOnlyInline):
     model = IdentityRecoveryEvent
     extra = 0
     fields = readonly_fields = ("at", "actor", "kind", "status_before", "status_after", "note")
     can_delete = False
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class AttemptInline(admin.TabularInline):
+class AttemptInline(ReadOnlyInline):
     model = IdentityVerificationAttempt
     extra = 0
     fields = readonly_fields = ("at", "actor", "passed", "check_results")
     can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description=_("checks"))
     def check_results(self, obj: IdentityVerificationAttempt) -> str:

@@ -12,6 +12,7 @@ from django.urls import URLPattern, path
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from support_portal.core.admin_tools import ReadOnlyAdmin
 from support_portal.core.imports.forms import ImportUploadForm
 from support_portal.core.imports.service import records_import
 from support_portal.core.models import ImportRun
@@ -38,7 +39,7 @@ RUN_FIELDS: list[str] = [
 
 
 @admin.register(ImportRun)
-class ImportRunAdmin(admin.ModelAdmin):
+class ImportRunAdmin(ReadOnlyAdmin):  # uploads go through get_urls
     list_display = [
         "file_name",
         "status",
@@ -57,16 +58,6 @@ class ImportRunAdmin(admin.ModelAdmin):
     list_select_related = ["actor"]
     fields = tuple(RUN_FIELDS)
     readonly_fields = RUN_FIELDS
-
-    # A record of what happened: never added, edited or deleted by hand (uploads go through get_urls).
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: ImportRun | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: ImportRun | None = None) -> bool:
-        return False
 
     @admin.display(description=_("errors"))
     def errors_table(self, run: ImportRun) -> str:
