@@ -135,6 +135,18 @@ def _event(ticket: Ticket, actor: Actor, kind: str, at: dt.datetime, **data: Any
     return TicketEvent.objects.create(ticket=ticket, actor=user, kind=kind, at=at, data=data)
 
 
+def _change(locked: Ticket, actor: Actor, now: dt.datetime, *, field: str, value: Any, kind: str) -> None:
+    """Sets one field of the locked ticket and records it as an event with before/after (nothing when
+    the value is unchanged: no write, no event)."""
+    before = getattr(locked, field)
+    if before == value:
+        return
+    setattr(locked, field, value)
+    locked.updated_at = now
+    locked.save(update_fields=[field, "updated_at"])
+    _event(locked, actor, kind, now, before=before, after=value)
+
+
 # --- SLA ----------------------------------------------------------------------------------------------
 
 
@@ -329,13 +341,7 @@ def ticket_set_priority(*, ticket: Ticket, actor: Actor, priority: int, now: dt.
     with audit_context(actor=actor), transaction.atomic():
         locked = _lock(ticket)
         _check_queue(actor, locked)
-        if locked.priority == priority:
-            return locked
-        before = locked.priority
-        locked.priority = priority
-        locked.updated_at = now
-        locked.save(update_fields=["priority", "updated_at"])
-        _event(locked, actor, EventKind.PRIORITY, now, before=before, after=priority)
+        _change(locked, actor, now, field="priority", value=priority, kind=EventKind.PRIORITY)
     return locked
 
 
@@ -348,13 +354,7 @@ def ticket_link_customer(*, ticket: Ticket, actor: Actor, customer: Customer, no
         _check_queue(actor, locked)
         if locked.status == Status.CLOSED:
             raise TicketRefused(code=RefusalCode.CLOSED, message="The ticket is closed.", ticket_id=locked.pk)
-        if locked.customer_id == customer.pk:
-            return locked
-        before = locked.customer_id
-        locked.customer = customer
-        locked.updated_at = now
-        locked.save(update_fields=["customer", "updated_at"])
-        _event(locked, actor, EventKind.CUSTOMER_LINKED, now, before=before, after=customer.pk)
+        _change(locked, actor, now, field="customer_id", value=customer.pk, kind=EventKind.CUSTOMER_LINKED)
     return locked
 
 
@@ -369,13 +369,7 @@ def ticket_set_category(*, ticket: Ticket, actor: Actor, category: str, now: dt.
     with audit_context(actor=actor), transaction.atomic():
         locked = _lock(ticket)
         _check_queue(actor, locked)
-        if locked.category == category:
-            return locked
-        before = locked.category
-        locked.category = category
-        locked.updated_at = now
-        locked.save(update_fields=["category", "updated_at"])
-        _event(locked, actor, EventKind.CATEGORY, now, before=before, after=category)
+        _change(locked, actor, now, field="category", value=category, kind=EventKind.CATEGORY)
     return locked
 
 
