@@ -6,3 +6,6 @@ class CoreConfig(AppConfig):
     name = "support_portal.core"
     label = "core"
     verbose_name = _("Operations")
+
+    def ready(self) -> None:
+        from support_portal.core import checks  # noqa: F401, PLC0415 - registers the database check

@@ -71,3 +71,30 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.hostname
+
+
+class SetAsideForeignKey(models.Model):
+    """A foreign key a parallel `import_records` dropped between two empty tables it loads (a journal).
+
+    Dropping a foreign key locks the referenced table exclusively until commit, so loads that drop keys
+    into the same table cannot overlap. A parallel import drops the keys between the empty tables it
+    loads once, up front, in one short committed transaction recorded here; each file's own transaction
+    re-adds (and validates) its keys and deletes their rows, so the load and its keys commit together.
+    A row left here (a rejected file, a killed process) is re-added by the next import, and `manage.py
+    check` reports it until then.
+    """
+
+    table_name = models.CharField(_("table"), max_length=63)
+    constraint_name = models.CharField(_("constraint"), max_length=63)
+    definition = models.TextField(_("definition"))
+    set_aside_at = models.DateTimeField(_("set aside at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("foreign key set aside by an import")
+        verbose_name_plural = _("foreign keys set aside by an import")
+        constraints = [
+            models.UniqueConstraint(fields=["table_name", "constraint_name"], name="set_aside_fk_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.table_name}.{self.constraint_name}"

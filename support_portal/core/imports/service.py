@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, nullcontext
@@ -130,6 +131,14 @@ def records_import(
 # --- Several files at once -------------------------------------------------------------------------
 
 
+def restore_set_aside_keys() -> int:
+    """Re-adds the foreign keys an interrupted parallel import left set aside; returns how many."""
+    if connection.vendor != "postgresql":
+        return 0
+    with _parallel_import_lock():
+        return postgres.restore_set_aside_keys()
+
+
 def _import_in_parallel(
     specs: list[FileSpec],
     inputs: Mapping[str, FileInput],
@@ -141,57 +150,137 @@ def _import_in_parallel(
 ) -> list[FileOutcome]:
     """Loads `specs` on up to `jobs` threads (one connection each); outcomes in `specs` order.
 
-    A file starts when every prerequisite present in this import has finished, succeeded or not (as in a
-    sequential run, a rejected file does not stop the files after it: their references to it are then
-    named as unknown), and when no running load locks a table it would lock (`tables_locked_by_load`:
-    it would only wait for that load's commit). Among startable files the one heading the longest chain
-    of bytes still to load goes first, so the critical path (customers → subscriptions → charges →
-    submissions) is never held up by a lane; with the 1M demo set, logins, coupons and coupon
-    transactions load beside charges.
+    First, one short transaction sets aside the foreign keys between the empty tables of this import
+    (`postgres.set_aside_cross_file_keys`): dropping a key locks the table it references until commit,
+    which would otherwise keep every file that references customers from loading beside any other. A file
+    then starts whenever a lane is free and each file it may reference is finished or running, loads and
+    indexes its own rows, and waits for those files to finish (succeeded or not, as in a sequential run)
+    only before it reads them: its foreign keys are re-added and validated, its subjects and references
+    checked, in its own transaction. Two loads that would lock the same table still never run together
+    (`tables_locked_by_load`). Among startable files the largest goes first, or the one the largest is
+    waiting for: a file no longer waits for the files it references to start, so the longest single load
+    (charges) is the critical path. Keys
+    a failed file leaves in the journal are re-added at the end (and by the next import after a crash).
+    Parallel imports take turns (an advisory lock): each would otherwise re-add the other's keys.
     """
     names = [spec.file_name for spec in specs]
     by_name = {spec.file_name: spec for spec in specs}
     prerequisites = {name: file_prerequisites(by_name[name]) & set(names) for name in names}
     dependents = {name: {other for other in names if name in prerequisites[other]} for name in names}
-    chain_bytes: dict[str, int] = {}
+    urgency: dict[str, int] = {}
 
-    def chain(name: str) -> int:
-        if name not in chain_bytes:
-            chain_bytes[name] = _size(inputs[name]) + max((chain(other) for other in dependents[name]), default=0)
-        return chain_bytes[name]
+    def urgent(name: str) -> int:
+        # A file is as urgent as the largest file waiting for it: plans.csv must not hold up charges.csv.
+        if name not in urgency:
+            urgency[name] = max([_size(inputs[name]), *(urgent(other) for other in dependents[name])])
+        return urgency[name]
+
+    sizes = {name: _size(inputs[name]) for name in names}
+    priority = sorted(names, key=lambda name: (urgent(name), sizes[name]), reverse=True)
+
+    done_events = {name: threading.Event() for name in names}
 
     def load(spec: FileSpec) -> FileOutcome:
+        def await_references() -> None:
+            waiting = [other for other in sorted(prerequisites[spec.file_name]) if not done_events[other].is_set()]
+            if waiting and progress is not None:
+                progress(f"{spec.file_name}: waiting for {', '.join(waiting)}")
+            for other in waiting:
+                done_events[other].wait()
+
         try:
             return _import_file(
-                spec, inputs[spec.file_name], actor=actor, source=source, progress=progress, dry_run=False
+                spec,
+                inputs[spec.file_name],
+                actor=actor,
+                source=source,
+                progress=progress,
+                dry_run=False,
+                await_references=await_references,
             )
         finally:
             connections.close_all()  # this thread's connections only
+            done_events[spec.file_name].set()
 
-    locks = {name: postgres.tables_locked_by_load(by_name[name]) for name in names}
-    pending = sorted(names, key=chain, reverse=True)
+    with _parallel_import_lock():
+        postgres.restore_set_aside_keys()
+        loaded_tables = frozenset(spec.table for spec in specs)
+        postgres.set_aside_cross_file_keys(loaded_tables)
+        try:
+            locks = {name: postgres.tables_locked_by_load(by_name[name], loaded_tables=loaded_tables) for name in names}
+            finished = _run_scheduled(priority, prerequisites, locks, load, by_name, jobs)
+        finally:
+            postgres.restore_set_aside_keys()
+    return [finished[name] for name in names]
+
+
+def _run_scheduled[Item](  # noqa: PLR0917 - private helper, called once
+    names: list[str],
+    prerequisites: Mapping[str, frozenset[str]],
+    locks: Mapping[str, frozenset[str]],
+    load: Callable[[Item], FileOutcome],
+    by_name: Mapping[str, Item],
+    jobs: int,
+) -> dict[str, FileOutcome]:
+    """Runs the loads in the order of `names`, so that no load ever waits for one that cannot end.
+
+    A load waits only for its prerequisites, so a file normally starts when each of them is finished or
+    running unblocked (itself not waiting, transitively, for a queued file); files that need not wait at
+    all go before those that would. One exception keeps the
+    largest load from queueing behind its small prerequisites: a file whose tables no other load of this
+    import locks may start before them, on at most `jobs - 1` lanes; the last lane then always serves
+    files that can finish, the prerequisites among them. No running load locks a table another needs.
+    """
+    pending = list(names)
     finished: dict[str, FileOutcome] = {}
     running: dict[Future[FileOutcome], str] = {}
+    loners = {name for name in names if not any(locks[name] & locks[other] for other in names if other != name)}
+
+    def unblocked(name: str) -> bool:
+        return all(
+            other in finished or (other in running.values() and unblocked(other)) for other in prerequisites[name]
+        )
+
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="import") as pool:
         while pending or running:
-            # In priority order; a file that is about to be ready (its prerequisites are finished or
-            # running) but cannot start yet reserves its tables, so a smaller file does not take a lock
-            # the critical path is about to need (logins would hold up subscriptions by holding customers).
+            # In priority order; first the files that can load to the end without waiting, then those
+            # that would wait for a running load (submissions for charges must not hold a lane that usage
+            # events could use meanwhile). A file that is ready but cannot start yet reserves its tables,
+            # so a smaller file does not take a lock the critical path is about to need.
             reserved: set[str] = set()
-            for name in list(pending):
-                locked = set().union(*(locks[other] for other in running.values()))
-                ready = prerequisites[name] <= finished.keys()
-                if len(running) < jobs and ready and not locks[name] & (locked | reserved):
-                    pending.remove(name)
-                    running[pool.submit(load, by_name[name])] = name
-                elif prerequisites[name] <= finished.keys() | set(running.values()):
-                    reserved |= locks[name]
+            for may_wait in (False, True):
+                for name in list(pending):
+                    locked = set().union(*(locks[other] for other in running.values()))
+                    ready = unblocked(name)
+                    blocked = sum(1 for other in running.values() if not unblocked(other))
+                    early = not ready and name in loners and blocked < jobs - 1
+                    startable = early or (ready and (may_wait or prerequisites[name] <= finished.keys()))
+                    if len(running) < jobs and startable and not locks[name] & (locked | reserved):
+                        pending.remove(name)
+                        running[pool.submit(load, by_name[name])] = name
+                    elif ready and may_wait:
+                        reserved |= locks[name]
             # Prerequisites form no cycle, so with nothing running something is always ready.
             assert running, f"no file can start: {pending}"
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 finished[running.pop(future)] = future.result()
-    return [finished[name] for name in names]
+    return finished
+
+
+# Any fixed number: the key of the session lock parallel imports take turns on.
+_PARALLEL_IMPORT_LOCK_KEY = 7_421_001
+
+
+@contextmanager
+def _parallel_import_lock() -> Iterator[None]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [_PARALLEL_IMPORT_LOCK_KEY])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [_PARALLEL_IMPORT_LOCK_KEY])
 
 
 # --- One file -----------------------------------------------------------------------------------
@@ -297,6 +386,7 @@ def _import_file(
     source: str,
     progress: Progress | None,
     dry_run: bool,
+    await_references: Callable[[], None] | None = None,
 ) -> FileOutcome:
     run = _start_run(spec.file_name, actor=actor, source=source)
     errors = ErrorList(spec.file_name)
@@ -335,6 +425,7 @@ def _import_file(
                         errors=errors,
                         progress=progress,
                         rewind=rewind,
+                        await_references=await_references,
                     )
                 else:
                     raw_stream.seek(0)  # the Python path reads the file whole, header included

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from support_portal.core.imports.service import records_import
+from support_portal.core.imports.service import records_import, restore_set_aside_keys
 from support_portal.core.models import ImportRun
 
 
@@ -19,7 +19,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("directory", type=Path, help="folder holding the CSV files")
+        parser.add_argument("directory", type=Path, nargs="?", help="folder holding the CSV files")
+        parser.add_argument(
+            "--restore-keys",
+            action="store_true",
+            help="only re-add the foreign keys an interrupted parallel import left set aside (PostgreSQL)",
+        )
         parser.add_argument(
             "--dry-run", action="store_true", help="validate and count everything, then roll it all back"
         )
@@ -31,7 +36,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        directory: Path = options["directory"]
+        if options["restore_keys"]:
+            restored = restore_set_aside_keys()
+            self.stdout.write(f"Foreign keys restored: {restored}.")
+            return
+        directory: Path | None = options["directory"]
+        if directory is None:
+            raise CommandError("name the folder holding the CSV files")
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a directory")
         show_progress = options["verbosity"] >= 1
