@@ -29,7 +29,6 @@ class CustomerFactory(factory.django.DjangoModelFactory[Customer]):
     name = factory.Sequence(lambda n: f"山田 太郎{n}")
     email = factory.LazyAttribute(lambda o: f"{o.customer_id.lower()}@example.jp")
     phone = "090-1234-5678"
-    phone_digits = "09012345678"
 
 
 class PlanFactory(factory.django.DjangoModelFactory[Plan]):

@@ -44,9 +44,8 @@ def test_an_agent_finds_a_customer_by_phone_and_sees_the_payout_masked(agent_pag
         name="高橋 美咲",
         email="misaki@example.jp",
         phone="080-2468-1357",
-        phone_digits="08024681357",
     )
-    CustomerFactory.create(customer_id="C-OTHER", phone="090-9999-0000", phone_digits="09099990000")
+    CustomerFactory.create(customer_id="C-OTHER", phone="090-9999-0000")
     payout = issued_payout(customer)
     code = payout.secret.reveal().code
     changelist = f"{live_server.url}/admin/customers/customer/"
@@ -80,9 +79,7 @@ def test_an_agent_finds_a_customer_by_phone_and_sees_the_payout_masked(agent_pag
 
 def test_an_agent_recovers_an_account_from_the_360_page(agent_page: Page, live_server):
     # Given a customer with no working email, one card charge and a phone on file
-    customer = CustomerFactory.create(
-        customer_id="C-RECOVER", name="伊藤 健", email="", phone="070-1111-2222", phone_digits="07011112222"
-    )
+    customer = CustomerFactory.create(customer_id="C-RECOVER", name="伊藤 健", email="", phone="070-1111-2222")
     subscription = SubscriptionFactory.create(customer=customer, payment_method=PaymentMethod.CARD)
     ChargeFactory.create(subscription=subscription, amount_jpy=990, charged_at=dt.datetime(2024, 11, 1, 9, tzinfo=JST))
     page = agent_page

@@ -53,7 +53,6 @@ def rich_customer() -> Customer:
         name="佐藤 花子",
         email="hanako@example.jp",
         phone="090-1234-5678",
-        phone_digits="09012345678",
     )
     subscription = SubscriptionFactory.create(customer=customer)
     for month in range(1, 13):  # 12 charges: the page shows 10 and says how many more

@@ -42,14 +42,11 @@ def customers() -> dict[str, Customer]:
             name="佐藤 花子",
             email="Hanako@example.jp",
             phone="090-1234-5678",
-            phone_digits="09012345678",
         ),
         "taro": CustomerFactory.create(
-            customer_id="C2", name="佐藤 太郎", email="taro@example.jp", phone="03-1111-2222", phone_digits="0311112222"
+            customer_id="C2", name="佐藤 太郎", email="taro@example.jp", phone="03-1111-2222"
         ),
-        "other": CustomerFactory.create(
-            customer_id="C3", name="鈴木 一郎", email="ichiro@example.jp", phone="", phone_digits=""
-        ),
+        "other": CustomerFactory.create(customer_id="C3", name="鈴木 一郎", email="ichiro@example.jp", phone=""),
     }
 
 
@@ -106,3 +103,15 @@ def test_the_admin_changelist_finds_a_customer_by_phone_typed_differently(client
         response = client.get(url, {"q": typed})
         # then
         assert [row.customer_id for row in response.context["cl"].result_list] == ["C1"], typed
+
+
+def test_stored_phone_digits_follow_the_phone_whoever_writes_it():
+    # Given a customer found by their phone
+    customer = CustomerFactory.create(phone="090-1111-2222")
+    assert customer.phone_digits == "09011112222"
+    # When the phone is changed by a plain UPDATE (an admin edit, a data fix), not through any service
+    Customer.objects.filter(pk=customer.pk).update(phone="+81 (3) 3333-4444")
+    # Then the database recomputed the digits, and search finds the new number, not the old one
+    assert Customer.objects.get(pk=customer.pk).phone_digits == "81333334444"
+    assert list(customer_search(Customer.objects.all(), "81-3-3333-4444")) == [customer]
+    assert list(customer_search(Customer.objects.all(), "090-1111-2222")) == []

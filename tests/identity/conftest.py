@@ -14,7 +14,7 @@ LAST_CHARGED_AT = dt.datetime(2024, 10, 1, 0, 30, tzinfo=JST)  # 2024-09-30 15:3
 
 @pytest.fixture
 def customer() -> Customer:
-    customer = CustomerFactory.create(customer_id="C-ID-1", email="", phone="090-1234-5678", phone_digits="09012345678")
+    customer = CustomerFactory.create(customer_id="C-ID-1", email="", phone="090-1234-5678")
     subscription = SubscriptionFactory.create(customer=customer, payment_method=PaymentMethod.CARD)
     ChargeFactory.create(subscription=subscription, amount_jpy=550, charged_at=dt.datetime(2024, 9, 1, tzinfo=JST))
     ChargeFactory.create(subscription=subscription, amount_jpy=1100, charged_at=LAST_CHARGED_AT)

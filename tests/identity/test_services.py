@@ -212,7 +212,7 @@ def test_a_lead_unlocks_with_a_reason_and_the_agent_can_verify_again(customer, a
 
 def test_a_customer_without_charges_or_phone_cannot_be_verified(agent):
     # given: nothing to compare with
-    customer = CustomerFactory.create(email="", phone="", phone_digits="")
+    customer = CustomerFactory.create(email="", phone="")
     case = identity_case_open(customer=customer, actor=agent)
     # when
     outcome = identity_case_verify(case_id=case.pk, actor=agent, evidence=GOOD, new_email="new@example.jp")
@@ -224,7 +224,7 @@ def test_a_customer_without_charges_or_phone_cannot_be_verified(agent):
 
 def test_a_phone_alone_is_not_enough(agent):
     # given: only a phone to compare with
-    customer = CustomerFactory.create(email="", phone="03-1111-2222", phone_digits="0311112222")
+    customer = CustomerFactory.create(email="", phone="03-1111-2222")
     case = identity_case_open(customer=customer, actor=agent)
     # when
     outcome = identity_case_verify(
@@ -285,7 +285,7 @@ def test_the_sweep_resends_only_completed_cases_not_yet_sent(customer, agent, dj
     # given: one completed case not sent, one sent, one open
     done = identity_case_open(customer=customer, actor=agent)
     identity_case_verify(case_id=done.pk, actor=agent, evidence=GOOD, new_email="new@example.jp")
-    other = CustomerFactory.create(phone="", phone_digits="")
+    other = CustomerFactory.create(phone="")
     open_case = identity_case_open(customer=other, actor=agent)
     # when
     with django_capture_on_commit_callbacks(execute=False) as callbacks:

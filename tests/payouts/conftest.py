@@ -55,7 +55,6 @@ def bulk_claims(
             name=f"顧客 {i}",
             email="" if i % sms_every == 0 else f"bk{program.pk}-{start + i}@example.jp",
             phone="090-0000-0000",
-            phone_digits="09000000000",
         )
         for i in range(n)
     ]

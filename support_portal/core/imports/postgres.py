@@ -40,7 +40,6 @@ from support_portal.core.imports.schema import (
     FALSE_VALUES,
     INTEGER_PATTERN,
     MAX_INTEGER,
-    NON_DIGITS_PATTERN,
     SOURCE_TIME_ZONE_NAME,
     SUBJECT_MODELS,
     TRUE_VALUES,
@@ -285,7 +284,7 @@ def _direct_eligible(cursor: Any, spec: FileSpec, header: Header) -> bool:
 
     Each row check must be a CHECK constraint of the table (it then holds for the stored rows).
     """
-    if spec.derived or any(column.column.subject_of is not None for column in spec.bound_columns):
+    if any(column.column.subject_of is not None for column in spec.bound_columns):
         return False
     if set(header.names) != set(spec.column_names):
         return False
@@ -438,8 +437,7 @@ def _restore_indexes_and_keys(
         cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {q(name)} {definition}")
     for definition in set_aside.indexes:
         cursor.execute(definition)
-    if set_aside.foreign_keys:
-        await_references()
+    await_references()
     for name, definition in set_aside.foreign_keys:
         cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {q(name)} {definition} NOT VALID")
     for name, _definition in set_aside.foreign_keys:
@@ -483,13 +481,13 @@ def _load_staged(  # noqa: PLR0917 - private helper, called once
         checker,
         stop_when_not_plain=False,
     )
-    # Everything from here on may read the referenced tables (subjects, diagnostics, foreign keys).
-    await_references()
     counts: tuple[int, int] | None = None
     if checker.valid:
         reporter.phase(f"{rows_read:,} rows staged; writing")
-        counts = _try_fast_write(cursor, spec, target_empty=target_empty)
+        counts = _try_fast_write(cursor, spec, target_empty=target_empty, await_references=await_references)
     if counts is None:
+        # The diagnostics read the referenced tables (references, subjects).
+        await_references()
         reporter.phase(f"{rows_read:,} rows staged; validating")
         cursor.execute(f"ANALYZE {q(STAGING_TABLE)}")
         _collect_problems(cursor, spec, errors)
@@ -501,7 +499,9 @@ def _load_staged(  # noqa: PLR0917 - private helper, called once
     return LoadCounts(rows_read=rows_read, rows_inserted=counts[0], rows_updated=counts[1])
 
 
-def _try_fast_write(cursor: Any, spec: FileSpec, *, target_empty: bool) -> tuple[int, int] | None:
+def _try_fast_write(
+    cursor: Any, spec: FileSpec, *, target_empty: bool, await_references: Callable[[], None]
+) -> tuple[int, int] | None:
     """Writes a plainly valid staged file in one statement, or undoes it and returns None.
 
     The bytes matched the formats; the rest fails a statement here: casts (a day the month lacks, too
@@ -519,13 +519,19 @@ def _try_fast_write(cursor: Any, spec: FileSpec, *, target_empty: bool) -> tuple
                 cursor.execute(f"SELECT EXISTS ({_duplicate_ids_query(spec.id_column)})")
                 if cursor.fetchone()[0]:
                     raise _NotPlain
-            if _has_unknown_subjects(cursor, spec):
-                raise _NotPlain
+
+            def check_references() -> None:
+                await_references()
+                if _has_unknown_subjects(cursor, spec):
+                    raise _NotPlain
+
             if target_empty:
+                # Rows and indexes first: a parallel import's referenced files may still be loading.
                 restore = _set_aside_indexes_and_keys(cursor, spec, with_keys=plain_insert)
                 counts = _insert_all(cursor, spec) if plain_insert else _upsert(cursor, spec)
-                _restore_indexes_and_keys(cursor, restore)
+                _restore_indexes_and_keys(cursor, restore, check_references)
             else:
+                check_references()
                 keys = _foreign_key_names(cursor, spec)
                 if keys:
                     cursor.execute(f"SET CONSTRAINTS {', '.join(q(name) for name in keys)} IMMEDIATE")
@@ -818,15 +824,12 @@ def _ignore_triggers(cursor: Any, pgids: tuple[str, ...]) -> None:
 
 
 def _stored_values(spec: FileSpec, p: Params) -> tuple[list[str], list[str]]:
-    """(target columns, value expressions over the staged row `s`), derived columns included."""
+    """(target columns, value expressions over the staged row `s`)."""
     targets: list[str] = []
     values: list[str] = []
     for column in spec.bound_columns:
         targets.append(q(column.db_column))
         values.append(_cast(column, f"s.{q(column.name)}", p))
-    for derived in spec.derived:
-        targets.append(q(spec.derived_db_column(derived)))
-        values.append(f"regexp_replace(s.{q(derived.source)}, {p.add(NON_DIGITS_PATTERN)}, '', 'g')")
     return targets, values
 
 

@@ -23,7 +23,6 @@ from support_portal.core.imports.schema import (
     Reason,
     ValueRejected,
     convert_value,
-    digits_of,
     subject_kind_by_policy,
 )
 
@@ -82,8 +81,6 @@ def validate_file(*, spec: FileSpec, header: Header, stream: BinaryIO, errors: E
             except ValueRejected as rejected:
                 bad.add(column.name)
                 found.append((line, order, column.name, rejected.reason))
-        for derived in spec.derived:
-            values[derived.model_field] = digits_of(str(values.get(spec.by_name[derived.source].attname) or ""))
         for check_order, check in enumerate(spec.row_checks, start=len(spec.columns)):
             earlier, later = spec.by_name[check.earlier], spec.by_name[check.later]
             if bad.isdisjoint({check.earlier, check.later}) and values[later.attname] <= values[earlier.attname]:
@@ -199,7 +196,7 @@ def _insert_or_update_by_id(spec: FileSpec, batch: list[ValidRow]) -> tuple[int,
     model = spec.model
     id_column = spec.id_column
     assert id_column is not None
-    attnames = [column.attname for column in spec.bound_columns] + [derived.model_field for derived in spec.derived]
+    attnames = [column.attname for column in spec.bound_columns]
     by_id = {row.values[id_column.attname]: row.values for row in batch}
     stored = {
         values[id_column.attname]: values

@@ -15,7 +15,7 @@ import calendar
 import enum
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from functools import cached_property
 from typing import Any
@@ -56,7 +56,6 @@ HAS_OFFSET_PATTERN = f"[T ][0-9:.]+{OFFSET_PATTERN}"
 INTEGER_PATTERN = "[0-9]{1,10}"
 TRUE_VALUES = ("true", "1")
 FALSE_VALUES = ("false", "0")
-NON_DIGITS_PATTERN = "[^0-9]"
 
 
 class Reason:
@@ -223,14 +222,6 @@ class RowCheck:
 
 
 @dataclass(frozen=True)
-class DigitsOf:
-    """A stored column computed from another: the digits of `source` (customers' phone_digits)."""
-
-    model_field: str
-    source: str
-
-
-@dataclass(frozen=True)
 class FileSpec:
     file_name: str
     model: type[models.Model]
@@ -238,7 +229,6 @@ class FileSpec:
     # Files without an id are keyed by their unique constraint: a row already there is skipped.
     has_id: bool = True
     row_checks: tuple[RowCheck, ...] = ()
-    derived: tuple[DigitsOf, ...] = field(default=())
 
     @cached_property
     def bound_columns(self) -> tuple[BoundColumn, ...]:
@@ -264,9 +254,6 @@ class FileSpec:
     def table(self) -> str:
         return str(self.model._meta.db_table)
 
-    def derived_db_column(self, derived: DigitsOf) -> str:
-        return str(self.model._meta.get_field(derived.model_field).column)  # type: ignore[union-attr]
-
 
 def _c(name: str, kind: Kind, model_field: str | None = None, **options: Any) -> Column:
     return Column(name=name, kind=kind, model_field=model_field or name, **options)
@@ -284,7 +271,6 @@ FILE_SPECS: tuple[FileSpec, ...] = (
             _c("phone", Kind.TEXT),
             _c("created_at", Kind.DATETIME),
         ),
-        derived=(DigitsOf("phone_digits", "phone"),),
     ),
     FileSpec(
         "plans.csv",
@@ -422,7 +408,6 @@ _DATETIME_RE = re.compile(DATETIME_PATTERN)
 _DATE_OR_DATETIME_RE = re.compile(DATE_OR_DATETIME_PATTERN)
 _HAS_OFFSET_RE = re.compile(HAS_OFFSET_PATTERN)
 _INTEGER_RE = re.compile(INTEGER_PATTERN)
-_NON_DIGITS_RE = re.compile(NON_DIGITS_PATTERN)
 
 
 class ValueRejected(ValueError):
@@ -435,10 +420,6 @@ def day_exists(text: str) -> bool:
     """The day of a `YYYY-MM-DD` prefix exists in its month (the pattern allows up to 31)."""
     year, month, day = int(text[0:4]), int(text[5:7]), int(text[8:10])
     return day <= calendar.monthrange(year, month)[1]
-
-
-def digits_of(text: str) -> str:
-    return _NON_DIGITS_RE.sub("", text)
 
 
 def _parse_instant(text: str) -> datetime:
