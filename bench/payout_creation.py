@@ -107,7 +107,7 @@ def _filler(cursor: Any, table: str, given: list[str]) -> tuple[str, str]:
     add columns over time), with a neutral value per type: (", col1, col2", ", '', 0")."""
     cursor.execute(
         """SELECT column_name, data_type FROM information_schema.columns
-           WHERE table_name = %s AND is_nullable = 'NO' AND column_default IS NULL""",
+           WHERE table_name = %s AND is_nullable = 'NO' AND column_default IS NULL AND is_generated = 'NEVER'""",
         [table],
     )
     neutral = {"boolean": "false", "integer": "0", "bigint": "0", "smallint": "0", "jsonb": "'{}'"}
@@ -132,7 +132,7 @@ def generate_data(claims: int) -> int:
         default_payout_method="atm_cash",
         receipt_deadline=dt.datetime.now(tz=dt.UTC).date() + dt.timedelta(days=90),
     )
-    customer_columns = ["customer_id", "name", "email", "phone", "phone_digits", "created_at"]
+    customer_columns = ["customer_id", "name", "email", "phone", "created_at"]
     claim_columns = [
         "id", "program_id", "subject", "customer_id", "payee_id", "status", "eligible", "reason", "amount_jpy",
         "approved_amount_jpy", "payout_method", "note", "computed_at", "qa_review",
@@ -142,11 +142,10 @@ def generate_data(claims: int) -> int:
         claim_extra, claim_values = _filler(cursor, "claims_claim", claim_columns)
         cursor.execute(
             f"""
-            INSERT INTO customers_customer (customer_id, name, email, phone, phone_digits, created_at{customer_extra})
+            INSERT INTO customers_customer (customer_id, name, email, phone, created_at{customer_extra})
             SELECT 'B' || lpad(g::text, 9, '0'), '顧客 ' || g,
                    CASE WHEN g %% 4 = 0 THEN '' ELSE 'b' || g || '@example.jp' END,
-                   '090-' || lpad((g %% 10000)::text, 4, '0') || '-' || lpad((g %% 9999)::text, 4, '0'),
-                   '090' || lpad((g %% 10000)::text, 4, '0') || lpad((g %% 9999)::text, 4, '0'), now()
+                   '090-' || lpad((g %% 10000)::text, 4, '0') || '-' || lpad((g %% 9999)::text, 4, '0'), now()
                    {customer_values}
             FROM generate_series(1, %(n)s) g
             """,
