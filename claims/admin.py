@@ -347,6 +347,8 @@ class CouponRemedyInline(ReadOnlyInline):
         "amount_jpy",
         "applied_by",
         "applied_at",
+        "reversed_by",
+        "reversed_at",
     )
     max_num = 0
 
@@ -728,8 +730,17 @@ class CouponDuplicatePaymentAdmin(ReadOnlyAdmin):
 class CouponRemedyAdmin(ReadOnlyAdmin):
     """Coupon remedies written to the ledger (read-only: written by claims.remedies on approval)."""
 
-    list_display = ["claim", "kind", "coupon", "restored_payment", "amount_jpy", "applied_by", "applied_at"]
-    list_filter = ["kind"]
+    list_display = [
+        "claim",
+        "kind",
+        "coupon",
+        "restored_payment",
+        "amount_jpy",
+        "applied_by",
+        "applied_at",
+        "reversed_at",
+    ]
+    list_filter = ["kind", ("reversed_at", admin.EmptyFieldListFilter)]
     list_select_related = ["claim", "applied_by"]
     search_fields = ["=coupon__inquiry_number", "=restored_payment__transaction_id"]
     readonly_fields = [
@@ -741,6 +752,9 @@ class CouponRemedyAdmin(ReadOnlyAdmin):
         "amount_jpy",
         "applied_by",
         "applied_at",
+        "reversal_entry",
+        "reversed_by",
+        "reversed_at",
     ]
 
 

@@ -550,9 +550,10 @@ class CouponRemedyKind(models.TextChoices):
 class CouponRemedy(models.Model):
     """A remedy of an approved coupon-outage claim, written to the coupon ledger (`ledger_entry`).
 
-    The idempotency keys are database constraints: a payment is restored at most once, whatever the
-    claim or program (`coupon_remedy_restored_once`); a claim extends its coupon's expiry once
-    (`coupon_remedy_extended_once`). Who applied it and when is on the row and in its audit history.
+    The idempotency keys are database constraints: a payment has at most one live restoration, whatever
+    the claim or program (`coupon_remedy_restored_once`); a claim has at most one live extension of its
+    coupon's expiry (`coupon_remedy_extended_once`). A reversed remedy stays, with its reversing ledger
+    row. Who applied and who reversed it, and when, are on the row and in its audit history.
     """
 
     claim = models.ForeignKey(Claim, on_delete=models.PROTECT, related_name="coupon_remedies")
@@ -566,6 +567,20 @@ class CouponRemedy(models.Model):
     amount_jpy = models.PositiveIntegerField(_("amount (JPY)"))
     applied_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     applied_at = models.DateTimeField(_("applied at"))
+    # Set when the remedy is taken back (the claim was rejected after all, or a re-approval no longer
+    # restores that payment): the reversing ledger row, who and when. Only live remedies count as "once".
+    reversal_entry = models.OneToOneField(
+        "customers.CouponTransaction",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="reversed_remedy",
+        verbose_name=_("reversal ledger entry"),
+    )
+    reversed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    reversed_at = models.DateTimeField(_("reversed at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("coupon remedy")
@@ -573,13 +588,18 @@ class CouponRemedy(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["restored_payment"],
-                condition=models.Q(kind="restoration"),
+                condition=models.Q(kind="restoration", reversed_at__isnull=True),
                 name="coupon_remedy_restored_once",
             ),
             models.UniqueConstraint(
                 fields=["claim", "coupon"],
-                condition=models.Q(kind="expiry_extension"),
+                condition=models.Q(kind="expiry_extension", reversed_at__isnull=True),
                 name="coupon_remedy_extended_once",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(reversed_at__isnull=True, reversed_by__isnull=True, reversal_entry__isnull=True)
+                | models.Q(reversed_at__isnull=False, reversed_by__isnull=False, reversal_entry__isnull=False),
+                name="coupon_remedy_reversal_complete",
             ),
             models.CheckConstraint(
                 condition=models.Q(kind="expiry_extension", restored_payment__isnull=True)

@@ -10,9 +10,16 @@ or after a duplicate was confirmed); it is idempotent.
 
 Each remedy is one `CouponTransaction` ledger row (kind `expiry_extension` with `extended_to`, amount 0;
 kind `restoration` with the restored amount) plus one `CouponRemedy` row naming the claim, the actor,
-the time and (restorations) the payment given back. The database refuses a second restoration of a
-payment (`coupon_remedy_restored_once`, whatever the claim or program) and a second extension by a
-claim (`coupon_remedy_extended_once`); the service skips what exists, so running it twice adds nothing.
+the time and (restorations) the payment given back. The database refuses a second live restoration
+of a payment (`coupon_remedy_restored_once`, whatever the claim or program) and a second live extension
+by a claim (`coupon_remedy_extended_once`); the service skips what exists, so running it twice adds
+nothing.
+
+Remedies follow the decision: rejecting a claim whose remedies were written (an approved claim sent
+back to re-review by a run, then rejected) reverses them all, and a re-approval reverses the
+restorations its lines no longer make — each reversal a `remedy_reversal` ledger row (a restoration's
+amount leaves the balance again) recorded on the remedy with who and when. A reversed remedy no longer
+counts as "restored once", so a later approval may restore that payment again (a new ledger row).
 The engine never reads remedy rows (its balances use charge/payment/reversal only), so a re-run after
 remedies changes no claim.
 
@@ -29,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+from collections.abc import Collection
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -79,16 +87,54 @@ def _person(actor: Actor) -> AbstractBaseUser:
     return actor
 
 
-def remedy_ledger_id(claim_id: int, kind: str, payment_id: str = "") -> str:
-    """The ledger row's transaction id: readable and unique per (claim, kind, payment)."""
-    raw = f"remedy:{claim_id}:{kind}" + (f":{payment_id}" if payment_id else "")
+def remedy_ledger_id(claim_id: int, kind: str, payment_id: str = "", generation: int = 1) -> str:
+    """The ledger row's transaction id: readable and unique per (claim, kind, payment, generation).
+
+    A remedy applied again after its reversal is the next generation (suffix `#2`, `#3`, …).
+    """
+    suffix = f"#{generation}" if generation > 1 else ""
+    raw = f"remedy:{claim_id}:{kind}" + (f":{payment_id}" if payment_id else "") + suffix
     if len(raw) <= ID_LENGTH:
         return raw
-    return f"remedy:{claim_id}:{kind}:" + hashlib.sha256(payment_id.encode()).hexdigest()[:32]
+    return f"remedy:{claim_id}:{kind}:" + hashlib.sha256((payment_id + suffix).encode()).hexdigest()[:32]
+
+
+def reversal_ledger_id(remedy: CouponRemedy) -> str:
+    """The reversing ledger row's id: one per remedy (a remedy is reversed at most once)."""
+    return f"remedy-reversal:{remedy.pk}"
+
+
+def _restorable_payments(claim: Claim) -> list[tuple[str, int]]:
+    """(payment id, amount) of the claim's current restore lines that may be restored: payments of the
+    claim's coupon as the ledger knows them (a stale line never restores a stranger's), not rejected as
+    duplicates by an agent; in line order."""
+    restore_lines = list(
+        claim.lines.filter(rule=RULE_RESTORE, excluded_reason="", amount_jpy__gt=0)
+        .order_by("position")
+        .values_list("grant_key", "amount_jpy")
+    )
+    payment_ids = [key.removeprefix(RESTORE_KEY_PREFIX) for key, _amount in restore_lines]
+    rejected = set(
+        CouponDuplicatePayment.objects.filter(
+            transaction_id__in=payment_ids, status=DuplicatePaymentStatus.REJECTED
+        ).values_list("transaction_id", flat=True)
+    )
+    known = set(
+        CouponTransaction.objects.filter(
+            pk__in=payment_ids, coupon_id=claim.subject, kind=CouponTransactionKind.PAYMENT
+        ).values_list("pk", flat=True)
+    )
+    return [
+        (payment_id, amount)
+        for payment_id, (_key, amount) in zip(payment_ids, restore_lines, strict=True)
+        if payment_id in known and payment_id not in rejected
+    ]
 
 
 def coupon_remedies_apply_locked(claim: Claim, *, person: AbstractBaseUser) -> list[CouponRemedy]:
-    """Writes the missing remedies of an approved coupon-outage claim (locked by the caller, program first).
+    """Brings the live remedies of an approved coupon-outage claim (locked by the caller, program first)
+    in line with its current lines: writes the missing ones and reverses restorations the claim no
+    longer makes (a re-approval after the lines changed).
 
     Returns the remedies written now (none for other policies, unapproved claims, or when all exist).
     """
@@ -97,13 +143,23 @@ def coupon_remedies_apply_locked(claim: Claim, *, person: AbstractBaseUser) -> l
         return []
     params = program.typed_parameters()
     assert isinstance(params, CouponOutageParameters)
+    restorable = _restorable_payments(claim)
+    coupon_remedies_reverse_locked(claim, person=person, keep_payment_ids={payment for payment, _ in restorable})
     now = timezone.now()
     coupon_id = claim.subject
+    # Earlier remedies of this claim, live or reversed: a remedy applied again is their next generation.
+    earlier = list(CouponRemedy.objects.filter(claim=claim).values_list("kind", "restored_payment_id", "reversed_at"))
+
+    def generation(kind: str, payment_id: str | None = None) -> int:
+        return 1 + sum(1 for k, payment, _at in earlier if k == kind and payment == payment_id)
+
     ledger: list[CouponTransaction] = []
     remedies: list[CouponRemedy] = []
-    if not CouponRemedy.objects.filter(claim=claim, kind=CouponRemedyKind.EXPIRY_EXTENSION).exists():
+    if not any(k == CouponRemedyKind.EXPIRY_EXTENSION and at is None for k, _payment, at in earlier):
         entry = CouponTransaction(
-            transaction_id=remedy_ledger_id(claim.pk, CouponRemedyKind.EXPIRY_EXTENSION),
+            transaction_id=remedy_ledger_id(
+                claim.pk, CouponRemedyKind.EXPIRY_EXTENSION, generation=generation(CouponRemedyKind.EXPIRY_EXTENSION)
+            ),
             coupon_id=coupon_id,
             kind=CouponTransactionKind.EXPIRY_EXTENSION,
             amount_jpy=0,
@@ -122,33 +178,24 @@ def coupon_remedies_apply_locked(claim: Claim, *, person: AbstractBaseUser) -> l
                 applied_at=now,
             )
         )
-    restore_lines = list(
-        claim.lines.filter(rule=RULE_RESTORE, excluded_reason="", amount_jpy__gt=0)
-        .order_by("position")
-        .values_list("grant_key", "amount_jpy")
-    )
-    payment_ids = [key.removeprefix(RESTORE_KEY_PREFIX) for key, _amount in restore_lines]
+    # Live restorations of these payments by any claim (the database allows one per payment).
     done = set(
-        CouponRemedy.objects.filter(kind=CouponRemedyKind.RESTORATION, restored_payment_id__in=payment_ids).values_list(
-            "restored_payment_id", flat=True
-        )
+        CouponRemedy.objects.filter(
+            kind=CouponRemedyKind.RESTORATION,
+            restored_payment_id__in=[payment for payment, _ in restorable],
+            reversed_at__isnull=True,
+        ).values_list("restored_payment_id", flat=True)
     )
-    rejected = set(
-        CouponDuplicatePayment.objects.filter(
-            transaction_id__in=payment_ids, status=DuplicatePaymentStatus.REJECTED
-        ).values_list("transaction_id", flat=True)
-    )
-    # Only payments of this coupon, as the ledger knows them (a stale line never restores a stranger's).
-    known = set(
-        CouponTransaction.objects.filter(
-            pk__in=payment_ids, coupon_id=coupon_id, kind=CouponTransactionKind.PAYMENT
-        ).values_list("pk", flat=True)
-    )
-    for payment_id, (_key, amount) in zip(payment_ids, restore_lines, strict=True):
-        if payment_id in done or payment_id in rejected or payment_id not in known:
+    for payment_id, amount in restorable:
+        if payment_id in done:
             continue
         entry = CouponTransaction(
-            transaction_id=remedy_ledger_id(claim.pk, CouponRemedyKind.RESTORATION, payment_id),
+            transaction_id=remedy_ledger_id(
+                claim.pk,
+                CouponRemedyKind.RESTORATION,
+                payment_id,
+                generation=generation(CouponRemedyKind.RESTORATION, payment_id),
+            ),
             coupon_id=coupon_id,
             kind=CouponTransactionKind.RESTORATION,
             amount_jpy=amount,
@@ -171,6 +218,47 @@ def coupon_remedies_apply_locked(claim: Claim, *, person: AbstractBaseUser) -> l
         CouponTransaction.objects.bulk_create(ledger)
         CouponRemedy.objects.bulk_create(remedies)
     return remedies
+
+
+def coupon_remedies_reverse_locked(
+    claim: Claim, *, person: AbstractBaseUser, keep_payment_ids: Collection[str] | None = None
+) -> list[CouponRemedy]:
+    """Takes back the live remedies of a locked coupon-outage claim that its decision no longer supports.
+
+    `keep_payment_ids=None` (the claim was rejected): every live remedy. Otherwise (a re-approval) the
+    restorations of payments outside `keep_payment_ids`; the expiry extension stays. Each reversal is a
+    `remedy_reversal` ledger row (a restoration's amount leaves the balance again) and the remedy row
+    records it, who and when. Returns the remedies reversed now.
+    """
+    if claim.program.policy != Policy.COUPON_OUTAGE_2023:
+        return []
+    live = CouponRemedy.objects.select_for_update().filter(claim=claim, reversed_at__isnull=True).order_by("pk")
+    now = timezone.now()
+    reversed_now = [
+        remedy
+        for remedy in live
+        if keep_payment_ids is None
+        or (remedy.kind == CouponRemedyKind.RESTORATION and remedy.restored_payment_id not in keep_payment_ids)
+    ]
+    if not reversed_now:
+        return []
+    entries = [
+        CouponTransaction(
+            transaction_id=reversal_ledger_id(remedy),
+            coupon_id=remedy.coupon_id,
+            kind=CouponTransactionKind.REMEDY_REVERSAL,
+            amount_jpy=remedy.amount_jpy,
+            occurred_at=now,
+        )
+        for remedy in reversed_now
+    ]
+    CouponTransaction.objects.bulk_create(entries)
+    for remedy, entry in zip(reversed_now, entries, strict=True):
+        remedy.reversal_entry = entry
+        remedy.reversed_by_id = person.pk
+        remedy.reversed_at = now
+    CouponRemedy.objects.bulk_update(reversed_now, ["reversal_entry", "reversed_by", "reversed_at"])
+    return reversed_now
 
 
 def coupon_remedies_apply(*, claim: Claim, actor: Actor) -> list[CouponRemedy]:
@@ -275,7 +363,9 @@ def coupon_duplicates_decide(
         }
         restored = set(
             CouponRemedy.objects.filter(
-                kind=CouponRemedyKind.RESTORATION, restored_payment_id__in=[r.transaction_id for r in rows.values()]
+                kind=CouponRemedyKind.RESTORATION,
+                restored_payment_id__in=[r.transaction_id for r in rows.values()],
+                reversed_at__isnull=True,
             ).values_list("restored_payment_id", flat=True)
         )
         now = timezone.now()

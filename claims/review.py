@@ -9,8 +9,8 @@ Maker-checker (SPEC "Who uses it"): nobody approves a claim they prepared or dec
 approve/reject of theirs on that claim, in any review round); a claim above the program's
 `second_approval_above_jpy` needs two approvals by two different people (the first moves it to
 `awaiting_second_approval`). `approved_amount_jpy` is recorded by the final approval only, and the
-final approval of a coupon-outage claim writes its ledger remedies in the same transaction
-(claims.remedies).
+final approval of a coupon-outage claim writes its ledger remedies in the same transaction, and a
+rejection reverses any that an earlier approval wrote (claims.remedies).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from claims.models import (
     Program,
     RejectReason,
 )
-from claims.remedies import coupon_remedies_apply_locked
+from claims.remedies import coupon_remedies_apply_locked, coupon_remedies_reverse_locked
 from support_portal.core.audit import audit_context
 from support_portal.core.business_days import jst_date
 from support_portal.customers.models import Charge, Subscription
@@ -243,6 +243,7 @@ def claim_reject(*, claim: Claim, actor: Actor, reason_code: str, note: str = ""
             reason_code=reason_code,
             note=note,
         )
+        coupon_remedies_reverse_locked(locked, person=person)  # remedies of an earlier approval, if any
         return locked
 
 

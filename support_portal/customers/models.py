@@ -231,10 +231,13 @@ class CouponTransactionKind(models.TextChoices):
     # a payment restored to the balance, and the expiry extended to `extended_to` (amount 0).
     RESTORATION = "restoration", _("Restoration (remedy)")
     EXPIRY_EXTENSION = "expiry_extension", _("Expiry extension (remedy)")
+    # A remedy taken back when the claim's decision no longer supports it: a restoration's amount leaves
+    # the balance again; a withdrawn expiry extension moves nothing (amount 0, no `extended_to`).
+    REMEDY_REVERSAL = "remedy_reversal", _("Remedy reversed")
 
     @classmethod
     def remedies(cls) -> frozenset[str]:
-        return frozenset({cls.RESTORATION, cls.EXPIRY_EXTENSION})
+        return frozenset({cls.RESTORATION, cls.EXPIRY_EXTENSION, cls.REMEDY_REVERSAL})
 
 
 @source_history()
@@ -254,9 +257,10 @@ class CouponTransaction(models.Model):
         verbose_name_plural = _("coupon transactions")
         indexes = [models.Index(fields=["coupon", "occurred_at"], name="coupon_tx_coupon_time_idx")]
         constraints = [
-            # Money rows move a positive amount; an expiry extension (a remedy row) may move none.
+            # Money rows move a positive amount; an expiry extension or its reversal (remedy rows) may move none.
             models.CheckConstraint(
-                condition=models.Q(amount_jpy__gt=0) | models.Q(kind="expiry_extension", amount_jpy=0),
+                condition=models.Q(amount_jpy__gt=0)
+                | models.Q(kind__in=["expiry_extension", "remedy_reversal"], amount_jpy=0),
                 name="coupon_tx_amount_positive",
             )
         ]

@@ -125,9 +125,10 @@ class CouponBalance:
 
 
 def coupons_with_balance(customer: Customer) -> list[CouponBalance]:
-    """The customer's coupons with balance = face value + charges − payments + reversals (one query)."""
+    """The customer's coupons with balance = face value + charges − payments + reversals + restorations −
+    reversed remedies (one query)."""
     signed = Case(
-        When(transactions__kind=CouponTransactionKind.PAYMENT, then=-1),
+        When(transactions__kind__in=[CouponTransactionKind.PAYMENT, CouponTransactionKind.REMEDY_REVERSAL], then=-1),
         default=Value(1),
         output_field=IntegerField(),
     )

@@ -14,10 +14,11 @@ from claims.remedies import (
     coupon_duplicates_detect,
     coupon_remedies_apply,
 )
-from claims.review import ClaimDecisionRefused, RefusalCode, claim_approve
+from claims.review import ClaimDecisionRefused, RefusalCode, claim_approve, claim_reject, claim_reopen
 from claims.services import program_claims_submit_for_review, program_run
 from support_portal.core.roles import roles_sync
 from support_portal.customers.models import CouponTransaction
+from support_portal.customers.selectors import coupons_with_balance
 from tests.claims.factories import (
     ClaimFactory,
     CouponFactory,
@@ -294,6 +295,167 @@ def test_a_restored_payment_can_no_longer_be_rejected(program, calendar, duplica
     assert result.refused == [(q1.pk, f"payment {dup1.transaction_id} is already restored in the ledger")]
     q1.refresh_from_db()
     assert q1.status == DuplicatePaymentStatus.PENDING
+
+
+# --- remedies follow the decision ---------------------------------------------------------------
+
+
+def reversals(coupon):
+    """The coupon's remedy_reversal rows in the ledger, in id order."""
+    return list(
+        CouponTransaction.objects.filter(coupon=coupon, kind="remedy_reversal")
+        .order_by("transaction_id")
+        .values_list("transaction_id", "amount_jpy", "extended_to")
+    )
+
+
+def remedy_states(claim):
+    """(kind, restored payment, ledger row, reversing ledger row, reversed by) per remedy, in id order."""
+    return list(
+        CouponRemedy.objects.filter(claim=claim)
+        .order_by("pk")
+        .values_list("kind", "restored_payment_id", "ledger_entry_id", "reversal_entry_id", "reversed_by__username")
+    )
+
+
+def balance(coupon):
+    [row] = [b for b in coupons_with_balance(coupon.customer) if b.coupon.pk == coupon.pk]
+    return row.balance_jpy
+
+
+def sent_back_to_review(program, calendar, coupon):
+    """The store reverses a duplicate itself (a later `reversal` of ¥1,000: the engine counts it against the
+    earliest duplicate, dup1): the next run takes dup1's restore line away (the ¥1,000 is in the balance
+    instead) and sends the approved claim back to review."""
+    CouponTransactionFactory.create(
+        coupon=coupon, kind="reversal", amount_jpy=1000, occurred_at=jst(2023, 2, 25, 10), store_name=STORE
+    )
+    result = run(program, calendar)
+    assert (result.created, result.updated, result.sent_to_rereview) == (0, 1, 1)
+    claim = claim_for(program, coupon)
+    assert (claim.status, claim.amount_jpy) == (ClaimStatus.NEEDS_REREVIEW, 3000)
+    assert list(claim.lines.values_list("rule", "amount_jpy")) == [("coupon-balance", 2000), ("coupon-restore", 1000)]
+    return claim
+
+
+def test_rejecting_a_claim_whose_approval_wrote_remedies_reverses_every_one(program, calendar, duplicated):
+    coupon, _first, dup1, dup2 = duplicated
+    first, second = UserFactory.create(username="rev-1"), UserFactory.create(username="rev-2")
+    claim = approved_claim(program, calendar, first)
+    assert balance(coupon) == 3000  # ¥5,000 − 4 × ¥1,000 + 2 restorations
+    claim = sent_back_to_review(program, calendar, coupon)
+    ids = list(CouponRemedy.objects.filter(claim=claim).order_by("pk").values_list("pk", flat=True))
+
+    # When a second reviewer rejects it
+    claim_reject(claim=claim, actor=second, reason_code="not_eligible")
+
+    # Then each remedy has a reversing ledger row (the restorations' amounts leave the balance) by rev-2
+    assert reversals(coupon) == [
+        (f"remedy-reversal:{ids[0]}", 0, None),
+        (f"remedy-reversal:{ids[1]}", 1000, None),
+        (f"remedy-reversal:{ids[2]}", 1000, None),
+    ]
+    assert remedy_states(claim) == [
+        ("expiry_extension", None, f"remedy:{claim.pk}:expiry_extension", f"remedy-reversal:{ids[0]}", "rev-2"),
+        (
+            "restoration",
+            dup1.transaction_id,
+            f"remedy:{claim.pk}:restoration:{dup1.transaction_id}",
+            f"remedy-reversal:{ids[1]}",
+            "rev-2",
+        ),
+        (
+            "restoration",
+            dup2.transaction_id,
+            f"remedy:{claim.pk}:restoration:{dup2.transaction_id}",
+            f"remedy-reversal:{ids[2]}",
+            "rev-2",
+        ),
+    ]
+    # And the balance is the ledger's own again: ¥1,000 + the store's ¥1,000 reversal
+    assert balance(coupon) == 2000
+    # And each reversal is audited with the rejecting reviewer
+    for remedy in CouponRemedy.objects.filter(claim=claim):
+        events = pghistory.models.Events.objects.tracks(remedy)
+        assert [(e.pgh_label, (e.pgh_context or {}).get("user")) for e in events] == [
+            ("insert", first.pk),
+            ("update", second.pk),
+        ]
+    # And a payment no longer restored may now be decided a genuine purchase
+    q1 = CouponDuplicatePayment.objects.get(transaction_id=dup1.transaction_id)
+    decided = coupon_duplicates_decide(duplicate_ids=[q1.pk], actor=second, status="rejected", note="store: paid")
+    assert (decided.decided, decided.refused) == ([q1.pk], [])
+
+
+def test_a_reapproval_reverses_only_the_restoration_its_lines_no_longer_make(program, calendar, duplicated):
+    coupon, _first, dup1, dup2 = duplicated
+    first, second = UserFactory.create(username="rev-1"), UserFactory.create(username="rev-2")
+    claim = approved_claim(program, calendar, first)
+    claim = sent_back_to_review(program, calendar, coupon)
+    dup1_remedy = CouponRemedy.objects.get(claim=claim, restored_payment_id=dup1.transaction_id)
+
+    # When a second reviewer approves the recomputed lines (balance ¥2,000 + dup2 restored ¥1,000)
+    claim = claim_approve(claim=claim, actor=second)
+
+    # Then only dup1's restoration is reversed; the extension and dup2's restoration stay live
+    assert (claim.status, claim.approved_amount_jpy) == (ClaimStatus.APPROVED, 3000)
+    assert reversals(coupon) == [(f"remedy-reversal:{dup1_remedy.pk}", 1000, None)]
+    assert remedy_states(claim) == [
+        ("expiry_extension", None, f"remedy:{claim.pk}:expiry_extension", None, None),
+        (
+            "restoration",
+            dup1.transaction_id,
+            f"remedy:{claim.pk}:restoration:{dup1.transaction_id}",
+            f"remedy-reversal:{dup1_remedy.pk}",
+            "rev-2",
+        ),
+        ("restoration", dup2.transaction_id, f"remedy:{claim.pk}:restoration:{dup2.transaction_id}", None, None),
+    ]
+    # ¥5,000 − ¥4,000 + the store's ¥1,000 + one live restoration: what the claim now says is left
+    assert balance(coupon) == 3000
+    # And applying again, or another run, changes nothing
+    assert coupon_remedies_apply(claim=claim, actor=second) == []
+    again = run(program, calendar)
+    assert (again.created, again.updated, again.sent_to_rereview) == (0, 0, 0)
+    assert CouponRemedy.objects.count() == 3 and len(reversals(coupon)) == 1
+
+
+def test_an_approval_after_a_rejection_applies_the_remedies_again_as_new_ledger_rows(program, calendar, duplicated):
+    coupon, _first, _dup1, dup2 = duplicated
+    first, second, third = (UserFactory.create(username=f"rev-{n}") for n in (1, 2, 3))
+    claim = approved_claim(program, calendar, first)
+    claim = sent_back_to_review(program, calendar, coupon)
+    claim = claim_reject(claim=claim, actor=second, reason_code="insufficient_evidence")
+    claim = claim_reopen(claim=claim, actor=second, note="the store confirmed the duplicate after all")
+
+    # When a third reviewer approves it
+    claim = claim_approve(claim=claim, actor=third)
+
+    # Then the extension and dup2's restoration are written again (second generation ids), dup1 is not
+    live = list(
+        CouponRemedy.objects.filter(claim=claim, reversed_at__isnull=True)
+        .order_by("pk")
+        .values_list("kind", "restored_payment_id", "ledger_entry_id", "applied_by__username")
+    )
+    assert live == [
+        ("expiry_extension", None, f"remedy:{claim.pk}:expiry_extension#2", "rev-3"),
+        ("restoration", dup2.transaction_id, f"remedy:{claim.pk}:restoration:{dup2.transaction_id}#2", "rev-3"),
+    ]
+    assert CouponRemedy.objects.filter(claim=claim, reversed_at__isnull=False).count() == 3
+    assert balance(coupon) == 3000
+
+
+def test_a_reversal_must_say_who_and_when_and_which_ledger_row(program, calendar, duplicated):
+    coupon, *_ = duplicated
+    claim = approved_claim(program, calendar, UserFactory.create())
+    remedy = CouponRemedy.objects.filter(claim=claim).earliest("pk")
+
+    # When a reversal time is written without its ledger row and actor: the database refuses it
+    with pytest.raises(IntegrityError), transaction.atomic():
+        CouponRemedy.objects.filter(pk=remedy.pk).update(reversed_at=timezone.now())
+    remedy.refresh_from_db()
+    assert (remedy.reversed_at, remedy.reversal_entry_id, remedy.reversed_by_id) == (None, None, None)
+    assert reversals(coupon) == []
 
 
 # --- admin -----------------------------------------------------------------------------------------
