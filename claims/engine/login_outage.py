@@ -169,7 +169,7 @@ def _entitlement(
 # --- The run's set-based path: the same rules as `compute`, written into the stage tables by SQL ---
 
 STAGE_SQL = f"""
-DROP TABLE IF EXISTS claims_stage_official, claims_stage_covered, claims_stage_first_login;
+DROP TABLE IF EXISTS claims_stage_official, claims_stage_covered;
 CREATE TEMP TABLE claims_stage_official AS
 SELECT DISTINCT ON (subject)
        subject, submission_id,
@@ -180,15 +180,17 @@ SELECT DISTINCT ON (subject)
  ORDER BY subject,
           (%(deadline)s::timestamptz IS NULL OR submitted_at <= %(deadline)s::timestamptz) DESC,
           submitted_at DESC, submission_id DESC;
-CREATE TEMP TABLE claims_stage_first_login AS
-SELECT customer_id, min(logged_in_at) AS first_at
-  FROM customers_login
- WHERE logged_in_at >= %(restored_at)s
- GROUP BY customer_id;
-ANALYZE claims_stage_first_login;
+-- One statement over the base tables only (no TEMP table in it), so PostgreSQL may run it with parallel
+-- workers: every charge of a covered plan in its subscription's window, per subscription and month.
 CREATE TEMP TABLE claims_stage_covered AS
 WITH plan_start AS (
     SELECT * FROM unnest(%(plans)s::text[], %(first_months)s::date[]) AS t(plan_id, first_month)
+),
+first_login AS (
+    SELECT customer_id, min(logged_in_at) AS first_at
+      FROM customers_login
+     WHERE logged_in_at >= %(restored_at)s
+     GROUP BY customer_id
 )
 SELECT s.customer_id, s.subscription_id, s.plan_id,
        date_trunc('month', c.period_start)::date AS month,
@@ -196,7 +198,7 @@ SELECT s.customer_id, s.subscription_id, s.plan_id,
   FROM customers_subscription s
   JOIN plan_start ps ON ps.plan_id = s.plan_id
   JOIN customers_charge c ON c.subscription_id = s.subscription_id
-  LEFT JOIN claims_stage_first_login fl ON fl.customer_id = s.customer_id
+  LEFT JOIN first_login fl ON fl.customer_id = s.customer_id
  WHERE NOT c.promotional
    AND c.period_start >= ps.first_month
    AND c.period_start < (
@@ -231,7 +233,9 @@ SELECT c.customer_id,
 WITH plan_start AS (
     SELECT * FROM unnest(%(plans)s::text[], %(first_months)s::date[]) AS t(plan_id, first_month)
 ),
-unexplained AS (
+unexplained AS MATERIALIZED (
+    -- Materialized: `known` is read three times below, and an inlined EXISTS would be planned three
+    -- times (three hashed scans of the customer table).
     -- Submitters without a covered line (tens of thousands at most): per row, index lookups (the
     -- EXISTS in the select list run as sub-plans) are cheaper than hashing the customer and
     -- subscription tables.
@@ -259,7 +263,7 @@ SELECT subject, CASE WHEN known THEN subject END, CASE WHEN known THEN subject E
             ELSE '{Reason.NOT_COVERED}' END,
        submission_id
   FROM unexplained;
-DROP TABLE claims_stage_official, claims_stage_covered, claims_stage_first_login;
+DROP TABLE claims_stage_official, claims_stage_covered;
 """
 
 
