@@ -24,6 +24,7 @@ import datetime as dt
 import functools
 import json
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -203,9 +204,13 @@ def payout_notice_record_bounce(
         if notice_id is not None:
             notice = queryset.filter(pk=notice_id).first()
         else:
-            notice = queryset.filter(message_id=message_id).first() if message_id else None
+            # The Message-ID names the notice (message_id_for): found by primary key, then compared whole.
+            match = MESSAGE_ID_PATTERN.fullmatch(message_id.strip())
+            notice = queryset.filter(pk=int(match[1]), message_id=message_id.strip()).first() if match else None
         if notice is None or notice.status not in (NoticeStatus.SENT, NoticeStatus.BOUNCED):
             return notice
+        if notice.status == NoticeStatus.BOUNCED:
+            return notice  # recorded already: the first bounce's time and reason stand
         notice.status = NoticeStatus.BOUNCED
         notice.bounced_at = notice.bounced_at or timezone.now()
         notice.last_error = f"bounced: {reason}"[:500]
@@ -305,6 +310,9 @@ def sample_notice(kind: str, language: str) -> RenderedNotice:
         pin="0000",
         reference="SBA-SAMPLE",
     )
+
+
+MESSAGE_ID_PATTERN = re.compile(r"<payout-notice-(\d{1,18})@[^<>@\s]+>")
 
 
 def message_id_for(notice_id: int) -> str:
