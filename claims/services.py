@@ -80,17 +80,21 @@ ANALYZE claims_stage_grant;
 
 # New keys in sorted order (the lock order); a key another program took meanwhile is not inserted.
 INSERT_GRANTS_SQL = """
-WITH new AS MATERIALIZED (
-    SELECT w.* FROM claims_stage_grant w
-     WHERE NOT EXISTS (SELECT 1 FROM claims_grant g WHERE g.grant_key = w.grant_key)
-),
-inserted AS (
-    INSERT INTO claims_grant (grant_key, program_id, subject, amount_jpy, created_at)
-    SELECT grant_key, %(program)s, subject, amount_jpy, %(now)s FROM new ORDER BY grant_key
+INSERT INTO claims_grant (grant_key, program_id, subject, amount_jpy, created_at)
+SELECT w.grant_key, %(program)s, w.subject, w.amount_jpy, %(now)s
+  FROM claims_stage_grant w
+ WHERE NOT EXISTS (SELECT 1 FROM claims_grant g WHERE g.grant_key = w.grant_key)
+ ORDER BY w.grant_key
     ON CONFLICT (grant_key) DO NOTHING
-    RETURNING 1
+"""
+
+# After our insert (a new snapshot: READ COMMITTED), whether another program holds a key we want: it
+# committed it before our insert read the table, or while our insert waited on its uncommitted row.
+HELD_ELSEWHERE_SQL = """
+SELECT EXISTS (
+    SELECT 1 FROM claims_stage_grant w JOIN claims_grant g ON g.grant_key = w.grant_key
+     WHERE g.program_id <> %(program)s
 )
-SELECT (SELECT count(*) FROM new), (SELECT count(*) FROM inserted)
 """
 
 SETTLE_GRANTS_SQL = """
@@ -215,10 +219,11 @@ def _take_grants(*, program: Program, params: dict[str, Any]) -> None:
     """Makes the grants of the changed claims match their eligible lines; keys another program won are
     excluded (and the summary and diff recomputed)."""
     _execute(WANTED_GRANTS_SQL)
-    new, inserted = fetch_all(INSERT_GRANTS_SQL, params)[0]
-    if inserted < new:
-        # Another program's run committed some of these keys after we read the grants: the database
-        # decided; exclude those lines (and what follows from it) before settling our own keys.
+    _execute(INSERT_GRANTS_SQL, params)
+    # Not "fewer rows inserted than wanted": a key another run committed between our exclusion step and
+    # our insert is not wanted as new at all, yet it is theirs. Ask the table who holds what we want.
+    if fetch_all(HELD_ELSEWHERE_SQL, params)[0][0]:
+        # The database decided: exclude those lines (and what follows from it) before settling our keys.
         staging.exclude_held_elsewhere(program)
         _summarise_and_diff(params)
         _execute(WANTED_GRANTS_SQL)

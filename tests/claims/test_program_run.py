@@ -11,6 +11,7 @@ from django.apps import apps
 from django.core.management import call_command
 from django.db import connection
 
+from claims.engine import staging
 from claims.models import Claim, ClaimLine, ClaimStatus, Grant, Program, ProgramRun
 from claims.selectors import dry_run_write_csv, program_dry_run_write, program_preview
 from claims.services import ProgramNotRunnable, program_claims_submit_for_review, program_run, program_run_execute
@@ -233,6 +234,47 @@ def test_two_programs_racing_grant_each_subscription_month_once(calendar):
         Grant.objects.values_list("grant_key", flat=True)
     )
     assert sum(Claim.objects.values_list("amount_jpy", flat=True)) == 40 * 550
+
+
+@pytest.mark.django_db(transaction=True)
+def test_keys_another_run_commits_after_our_exclusion_step_are_still_theirs(calendar, monkeypatch):
+    # Given two overlapping programs and 20 members, and run B pausing right after its exclusion step
+    # while run A, on another connection, writes and commits all 40 subscription-months
+    first, second = (earlier_program(("2024-09", "2024-10"), slug=f"late-{side}") for side in "ab")
+    for _ in range(20):
+        premium_member_with_charges(months=((2024, 9), (2024, 10)), login=None, apply=False)
+    real_exclude = staging.exclude_held_elsewhere
+    paused: list[int] = []
+
+    def exclude_then_the_other_run_commits(program):
+        real_exclude(program)
+        if program.pk == second.pk and not paused:
+            paused.append(program.pk)
+
+            def other_run():
+                try:
+                    program_run(program=first, actor=None, as_of=AS_OF, calendar=calendar)
+                finally:
+                    connection.close()
+
+            thread = threading.Thread(target=other_run)
+            thread.start()
+            thread.join()
+
+    monkeypatch.setattr(staging, "exclude_held_elsewhere", exclude_then_the_other_run_commits)
+
+    # When B goes on (its insert finds every key it wants already committed by A: nothing "new" to insert)
+    result = program_run(program=second, actor=None, as_of=AS_OF, calendar=calendar)
+
+    # Then the keys are A's, and B's claims pay nothing: each subscription-month is paid once
+    assert paused == [second.pk]
+    assert set(Grant.objects.values_list("program__slug", flat=True)) == {"late-a"}
+    assert Grant.objects.count() == 40
+    paid = ClaimLine.objects.filter(excluded_reason="", claim__eligible=True).exclude(grant_key="")
+    assert set(paid.values_list("claim__program__slug", flat=True)) == {"late-a"}
+    assert paid.count() == 40
+    assert set(Claim.objects.filter(program=second).values_list("eligible", "amount_jpy")) == {(False, 0)}
+    assert result.total == 20
 
 
 @pytest.mark.django_db
