@@ -1,11 +1,11 @@
 """Payout providers of the bank transfer and the original payment method (payouts.providers registers them).
 
 - **Bank transfer** (`bank_transfer_provider`): a bank transfer is not issued one by one — it is issued by
-  being written into a Zengin 総合振込 file (`services.zengin_export_create`). Outside that service there
-  is no provider for the method (`ProviderNotRegistered`: `payout_issue` then refuses and changes nothing,
-  a batch leaves the payout to the export). Inside it, `issue` answers for the payouts the export is
-  writing (their `ZenginExportLine` exists in the same transaction) with the reference
-  ``ZEN-<export>-<customer code>``; no code or URL: the money goes to the customer's account.
+  being written into a Zengin 総合振込 file (`services.zengin_export_create`), which issues the file's
+  payouts together, set-based, with the reference ``ZEN-<export>-<customer code>`` (provider
+  `zengin-transfer`); no code or URL: the money goes to the customer's account. There is no provider
+  for one payout of the method (`ProviderNotRegistered`: `payout_issue` then refuses and changes
+  nothing, a batch leaves the payout to the export).
 - **Original method** (`OriginalMethodProvider`): sends the refund request through a `RefundProvider`
   (the local `RefundProviderSimulator` by default) with the payout's idempotency key. The payout's
   `RefundRequest` row records when the customer asked, the due date (3 business days), when it was sent and
@@ -16,63 +16,24 @@
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import datetime as dt
-from collections.abc import Iterator
+from typing import NoReturn
 
 from django.utils import timezone
 
-from payouts.banking.models import RefundOutcomeChoice, RefundRequest, ZenginExportLine
+from payouts.banking.models import RefundOutcomeChoice, RefundRequest
 from payouts.models import Payout
 from payouts.providers.base import IssueResult, ProviderNotRegistered, ProviderPermanentError
 from payouts.providers.refund_simulator import RefundProviderSimulator
 from payouts.refunds import RefundOutcome, RefundProvider, delay_interest_jpy, refund_charge_for
 from payouts.refunds import RefundRequest as RefundCall
 
-# The export being written in this thread / task (None outside zengin_export_create).
-_EXPORT_IN_PROGRESS: contextvars.ContextVar[int | None] = contextvars.ContextVar("zengin_export", default=None)
-
 BANK_TRANSFER_PROVIDER_NAME = "zengin-transfer"
 
 
-@contextlib.contextmanager
-def export_in_progress(export_id: int) -> Iterator[None]:
-    token = _EXPORT_IN_PROGRESS.set(export_id)
-    try:
-        yield
-    finally:
-        _EXPORT_IN_PROGRESS.reset(token)
-
-
-class BankTransferProvider:
-    """Issues the bank-transfer payouts of one Zengin export (see the module docstring)."""
-
-    name = BANK_TRANSFER_PROVIDER_NAME
-
-    def __init__(self, *, export_id: int) -> None:
-        self.export_id = export_id
-
-    def issue(
-        self, *, idempotency_key: str, amount_jpy: int, expires_at: dt.datetime | None, payee_ref: str
-    ) -> IssueResult:
-        line = (
-            ZenginExportLine.objects.filter(export_id=self.export_id, payout__idempotency_key=idempotency_key)
-            .only("customer_code", "amount_jpy")
-            .first()
-        )
-        if line is None:
-            raise ProviderPermanentError(f"payout is not in transfer export {self.export_id}")
-        if line.amount_jpy != amount_jpy:
-            raise ProviderPermanentError("the transfer line's amount differs from the payout's")
-        return IssueResult(reference=f"ZEN-{self.export_id}-{line.customer_code}")
-
-
-def bank_transfer_provider() -> BankTransferProvider:
-    export_id = _EXPORT_IN_PROGRESS.get()
-    if export_id is None:
-        raise ProviderNotRegistered("bank transfers are issued by a Zengin transfer export (finance), not one by one")
-    return BankTransferProvider(export_id=export_id)
+def bank_transfer_provider() -> NoReturn:
+    """There is no provider to issue one bank transfer: the export issues its file's payouts together."""
+    raise ProviderNotRegistered("bank transfers are issued by a Zengin transfer export (finance), not one by one")
 
 
 class OriginalMethodProvider:

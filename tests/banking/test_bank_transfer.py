@@ -5,6 +5,8 @@ import datetime as dt
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -28,7 +30,7 @@ from payouts.banking.services import (
     zengin_export_download,
 )
 from payouts.data.samples import sample_zengin_result_file
-from payouts.models import Payout, PayoutNotice, PayoutStatus, PayoutTransition
+from payouts.models import Payout, PayoutNotice, PayoutSecret, PayoutStatus, PayoutTransition
 from payouts.services import PayoutRefused, RefusalCode, payout_issue, payouts_create_for_approved_claims
 from payouts.tasks import payouts_sweep_enqueue
 from payouts.zengin import customer_code_for, parse_transfer_results, simulate_bank_results, zengin_parse
@@ -167,6 +169,59 @@ def test_a_claim_no_longer_approved_is_left_out(bank_program):
     type(second.claim).objects.filter(pk=second.claim_id).update(status=ClaimStatus.NEEDS_REREVIEW)
     written = export(finance)
     assert list(written.lines.values_list("payout_id", flat=True)) == [first.pk]
+
+
+def test_an_export_issues_its_payouts_together_in_the_same_number_of_queries_for_any_size(bank_program):
+    finance = finance_user()
+    bank_payouts(bank_program, 2)
+    with CaptureQueriesContext(connection) as small:
+        export(finance)
+    # given ten more payouts ready for the next file
+    payouts = bank_payouts(bank_program, 10)[2:]  # all of the program's payouts: the first two are in a file
+
+    with CaptureQueriesContext(connection) as large:
+        written = export(finance)
+
+    # then the ten are issued with one transition (by finance), one secret and one notice each ...
+    assert written.total_count == 10
+    ids = [p.pk for p in payouts]
+    assert sorted(Payout.objects.filter(pk__in=ids, status="issued").values_list("pk", flat=True)) == ids
+    transitions = PayoutTransition.objects.filter(payout__in=ids, status_before="created")
+    assert sorted(transitions.values_list("payout_id", "status_before", "status_after", "actor")) == [
+        (pk, "created", "issued", finance.pk) for pk in ids
+    ]
+    assert PayoutSecret.objects.filter(payout__in=ids).count() == 10
+    assert sorted(PayoutNotice.objects.filter(payout__in=ids).values_list("payout_id", "kind", "sequence")) == [
+        (pk, "issued", 1) for pk in ids
+    ]
+    assert list(Payout.objects.filter(pk__in=ids).values_list("attempts", flat=True).distinct()) == [1]
+    # ... in as many queries as the file of two took (set-based: none per payout)
+    assert len(large.captured_queries) == len(small.captured_queries)
+
+
+def test_a_payout_whose_claim_changed_after_selection_refuses_the_whole_file(bank_program, monkeypatch):
+    finance = finance_user()
+    first, second = bank_payouts(bank_program, 2)
+    before = (ZenginExport.objects.count(), PayoutTransition.objects.count(), PayoutNotice.objects.count())
+    # given the second claim's approved amount changes between the selection and the issue
+    from payouts.banking import services  # noqa: PLC0415
+
+    selected = services.bank_payouts_ready_for_export
+
+    def select_then_change(**kwargs):
+        rows = selected(**kwargs)
+        type(second.claim).objects.filter(pk=second.claim_id).update(approved_amount_jpy=second.amount_jpy + 1)
+        return rows
+
+    monkeypatch.setattr(services, "bank_payouts_ready_for_export", select_then_change)
+
+    # when finance writes the file: refused, and nothing was written or issued
+    with pytest.raises(BankingRefused) as refused:
+        export(finance)
+    assert refused.value.code == "issue_failed"
+    assert str(second.pk) in str(refused.value)
+    assert (ZenginExport.objects.count(), PayoutTransition.objects.count(), PayoutNotice.objects.count()) == before
+    assert set(Payout.objects.filter(pk__in=[first.pk, second.pk]).values_list("status", flat=True)) == {"created"}
 
 
 def test_an_unknown_or_malformed_result_file_is_refused_and_changes_nothing(bank_program):
