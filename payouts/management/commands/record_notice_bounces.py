@@ -7,35 +7,28 @@ report once. Reading one again (a crash between recording and moving) changes no
 its first bounce.
 """
 
-import mailbox
-from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
 from payouts.bounces import payout_notice_bounces_record
+from support_portal.core.maildir import add_maildir_argument, new_messages, open_maildir
 
 
 class Command(BaseCommand):
     help = "Records bounced payout notices from the delivery reports in a maildir (new/ only)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--maildir", required=True, help="path of the maildir (with cur/ new/ tmp/)")
+        add_maildir_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        path = Path(options["maildir"])
-        if not (path / "cur").is_dir() or not (path / "new").is_dir():
-            raise CommandError(f"{path} is not a maildir (needs cur/ and new/)")
-        box = mailbox.Maildir(path, factory=None, create=False)
-        keys = sorted(key for key in box.iterkeys() if box.get_message(key).get_subdir() == "new")
+        box = open_maildir(options["maildir"])
         totals = {"recorded": 0, "already": 0, "unknown": 0, "ignored": 0}
-        for key in keys:
-            reading = payout_notice_bounces_record(messages=[box.get_bytes(key)])
+        read = 0
+        for _key, raw in new_messages(box):
+            reading = payout_notice_bounces_record(messages=[raw])
+            read += 1
             for name in totals:
                 totals[name] += getattr(reading, name)
-            message = box.get_message(key)
-            message.set_subdir("cur")
-            message.add_flag("S")
-            box[key] = message
         summary = ", ".join(f"{name}={count}" for name, count in totals.items())
-        self.stdout.write(f"record_notice_bounces: {len(keys)} message(s): {summary}")
+        self.stdout.write(f"record_notice_bounces: {read} message(s): {summary}")

@@ -6,13 +6,12 @@ Messages in new/ are moved to cur/ and flagged seen once stored; running again o
 stores nothing twice (the Message-ID is unique), so a crash between storing and moving is harmless.
 """
 
-import mailbox
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
+from support_portal.core.maildir import add_maildir_argument, open_maildir
 from support_portal.tickets.mail import parse_mail, ticket_receive_mail
 
 
@@ -20,13 +19,10 @@ class Command(BaseCommand):
     help = "Reads a maildir of customer replies into tickets (threads by headers, then [#T-id] token)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--maildir", required=True, help="path of the maildir (with cur/ new/ tmp/)")
+        add_maildir_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        path = Path(options["maildir"])
-        if not (path / "cur").is_dir() or not (path / "new").is_dir():
-            raise CommandError(f"{path} is not a maildir (needs cur/ and new/)")
-        box = mailbox.Maildir(path, factory=None, create=False)
+        box = open_maildir(options["maildir"])
         outcomes: Counter[str] = Counter()
         for key in sorted(box.keys()):
             message = box.get_message(key)
