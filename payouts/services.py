@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from claims.models import Claim, ClaimStatus, Program, Submission
+from claims.remedies import coupon_cash_out_record_locked
 from claims.review import claim_approve
 from payouts import crypto
 from payouts.models import (
@@ -299,18 +300,25 @@ def _issue_in_transaction(*, payout_id: int, actor: Actor) -> _IssueOutcome:
 
 
 def payout_transition(*, payout_id: int, to: str, actor: Actor, note: str = "") -> Payout:
-    """A manual or provider-driven move (notified, settled, expired, failed, cancelled); refuses otherwise."""
+    """A manual or provider-driven move (notified, settled, expired, failed, cancelled); refuses otherwise.
+
+    Settling a coupon-outage payout also writes its `cash_out` row in the coupon's ledger.
+    """
     with audit_context(actor=actor, action="payout_transition"), transaction.atomic():
         claim_id = Payout.objects.filter(pk=payout_id).values_list("claim_id", flat=True).first()
         if claim_id is None:
             raise PayoutRefused(code=RefusalCode.NOT_FOUND, message=f"payout {payout_id} does not exist")
-        Claim.objects.select_for_update().filter(pk=claim_id).first()
+        claim = Claim.objects.select_for_update().select_related("program").get(pk=claim_id)
         payout = Payout.objects.select_for_update().get(pk=payout_id)
         if to == PayoutStatus.ISSUED:
             raise PayoutRefused(
                 code=RefusalCode.STATUS, message="a payout is issued only through payout_issue", payout_id=payout_id
             )
-        _move(payout, to=to, actor=actor, note=note, now=timezone.now())
+        now = timezone.now()
+        _move(payout, to=to, actor=actor, note=note, now=now)
+        if to == PayoutStatus.SETTLED:
+            # coupon-outage: the balance the customer received leaves the coupon (claims.remedies)
+            coupon_cash_out_record_locked(claim=claim, payout_id=payout.pk, amount_jpy=payout.amount_jpy, at=now)
         return payout
 
 

@@ -126,9 +126,16 @@ class CouponBalance:
 
 def coupons_with_balance(customer: Customer) -> list[CouponBalance]:
     """The customer's coupons with balance = face value + charges − payments + reversals + restorations −
-    reversed remedies (one query)."""
+    reversed remedies − balances paid out by a claim (one query)."""
     signed = Case(
-        When(transactions__kind__in=[CouponTransactionKind.PAYMENT, CouponTransactionKind.REMEDY_REVERSAL], then=-1),
+        When(
+            transactions__kind__in=[
+                CouponTransactionKind.PAYMENT,
+                CouponTransactionKind.REMEDY_REVERSAL,
+                CouponTransactionKind.CASH_OUT,
+            ],
+            then=-1,
+        ),
         default=Value(1),
         output_field=IntegerField(),
     )

@@ -1,5 +1,7 @@
 """coupon-outage-2023 remedies in the coupon ledger, and the class-B2 duplicates agents confirm (issue 4 item 6)."""
 
+import datetime as dt
+
 import pghistory.models
 import pytest
 from django.contrib.auth.models import Group
@@ -16,6 +18,8 @@ from claims.remedies import (
 )
 from claims.review import ClaimDecisionRefused, RefusalCode, claim_approve, claim_reject, claim_reopen
 from claims.services import program_claims_submit_for_review, program_run
+from payouts.models import Payout
+from payouts.services import payout_issue, payout_transition, payouts_create_for_approved_claims
 from support_portal.core.roles import roles_sync
 from support_portal.customers.models import CouponTransaction
 from support_portal.customers.selectors import coupons_with_balance
@@ -28,6 +32,8 @@ from tests.claims.factories import (
     template,
 )
 from tests.factories import UserFactory
+from tests.payouts.conftest import approved_claim as payouts_approved_claim
+from tests.payouts.conftest import make_program
 
 pytestmark = pytest.mark.django_db
 
@@ -456,6 +462,40 @@ def test_a_reversal_must_say_who_and_when_and_which_ledger_row(program, calendar
     remedy.refresh_from_db()
     assert (remedy.reversed_at, remedy.reversal_entry_id, remedy.reversed_by_id) == (None, None, None)
     assert reversals(coupon) == []
+
+
+# --- the balance paid out leaves the coupon -------------------------------------------------------
+
+
+def test_a_settled_payout_takes_the_balance_paid_out_off_the_coupon(program, calendar, duplicated):
+    coupon, *_ = duplicated
+    program.default_payout_method = "points:amazon"
+    program.receipt_deadline = dt.date.today() + dt.timedelta(days=365)
+    program.save(update_fields=["default_payout_method", "receipt_deadline"])
+    claim = approved_claim(program, calendar, UserFactory.create())
+    payouts_create_for_approved_claims(program=program, actor=None)
+    payout = Payout.objects.get(claim=claim)
+    payout_issue(payout_id=payout.pk)
+    assert balance(coupon) == 3000 == payout.amount_jpy  # ¥1,000 left + ¥2,000 restored
+
+    # When the customer receives it (the provider's settlement)
+    finance = UserFactory.create(username="finance-s")
+    payout_transition(payout_id=payout.pk, to="settled", actor=finance, note="received")
+
+    # Then one cash_out row takes the ¥3,000 off the coupon: nothing left to pay or spend
+    assert list(
+        CouponTransaction.objects.filter(coupon=coupon, kind="cash_out").values_list("transaction_id", "amount_jpy")
+    ) == [(f"cash-out:{payout.pk}", 3000)]
+    assert balance(coupon) == 0
+    # And a payout of another policy settles without touching any coupon
+    other = make_program()
+    other_claim = payouts_approved_claim(other, amount=700)
+    payouts_create_for_approved_claims(program=other, actor=None)
+    other_payout = Payout.objects.get(claim=other_claim)
+    payout_issue(payout_id=other_payout.pk)
+    ledger_rows = CouponTransaction.objects.count()
+    payout_transition(payout_id=other_payout.pk, to="settled", actor=finance)
+    assert CouponTransaction.objects.count() == ledger_rows
 
 
 # --- admin -----------------------------------------------------------------------------------------
