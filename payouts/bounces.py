@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from payouts.models import NoticeStatus
 from payouts.notices import Actor, payout_notice_record_bounce
+from support_portal.accounts.logging import mask_text
 
 REASON_MAX_LENGTH = 300
 
@@ -74,7 +75,8 @@ def bounce_from_message(raw: bytes) -> Bounce | None:
                     continue
                 status = str(group.get("Status", "")).strip()
                 diagnostic = " ".join(str(group.get("Diagnostic-Code", "")).split())
-                failures.append("; ".join(item for item in (status, diagnostic) if item) or "failed")
+                # The diagnostic names the recipient: masked before it is stored (shown in the admin).
+                failures.append(mask_text("; ".join(item for item in (status, diagnostic) if item)) or "failed")
         elif content_type in ("message/rfc822", "text/rfc822-headers") and not message_id:
             message_id = _original_message_id(part)
     if not failures or not message_id:

@@ -12,6 +12,7 @@ from payouts.notices import payout_notices_send
 from tests.payouts.test_notices import issued_payout
 
 DIAGNOSTIC = "smtp; 550 5.1.1 <taro@example.jp>: Recipient address rejected: User unknown"
+STORED = "smtp; 550 5.1.1 <t***@example.jp>: Recipient address rejected: User unknown"  # the address masked
 
 
 def report(message_id: str, *, action: str = "failed", headers_part: str = "text/rfc822-headers") -> bytes:
@@ -62,7 +63,7 @@ def sent_notice() -> PayoutNotice:
 
 
 def test_a_failure_report_gives_the_original_message_id_and_the_reason():
-    expected = Bounce(message_id="<payout-notice-7@n.example>", reason=f"5.1.1; {DIAGNOSTIC}")
+    expected = Bounce(message_id="<payout-notice-7@n.example>", reason=f"5.1.1; {STORED}")
 
     assert bounce_from_message(report("<payout-notice-7@n.example>")) == expected
     # The original returned whole (message/rfc822) names it too
@@ -85,7 +86,7 @@ def test_a_report_marks_its_notice_bounced_once():
 
     notice.refresh_from_db()
     assert (reading.recorded, reading.already, reading.unknown, reading.ignored) == (1, 0, 0, 0)
-    assert (notice.status, notice.last_error) == (NoticeStatus.BOUNCED, f"bounced: 5.1.1; {DIAGNOSTIC}")
+    assert (notice.status, notice.last_error) == (NoticeStatus.BOUNCED, f"bounced: 5.1.1; {STORED}")
     first_bounce = notice.bounced_at
     assert first_bounce is not None
     # The same report again: counted as known, the first bounce stands, no audit row added
