@@ -285,31 +285,6 @@ def coupon_remedies_apply(*, claim: Claim, actor: Actor) -> list[CouponRemedy]:
         return coupon_remedies_apply_locked(locked, person=person)
 
 
-def cash_out_ledger_id(payout_id: int) -> str:
-    return f"cash-out:{payout_id}"
-
-
-def coupon_cash_out_record_locked(
-    *, claim: Claim, payout_id: int, amount_jpy: int, at: dt.datetime
-) -> CouponTransaction | None:
-    """A coupon-outage claim's payout was received (settled): its amount — the coupon's balance after the
-    remedies — leaves the coupon as one `cash_out` ledger row per payout, so the coupon shows nothing
-    left to pay or spend. None for other policies. The payout is locked by the caller (settled is final);
-    the row's id is the payout's, so a second call adds nothing."""
-    if claim.program.policy != Policy.COUPON_OUTAGE_2023:
-        return None
-    entry, _created = CouponTransaction.objects.get_or_create(
-        transaction_id=cash_out_ledger_id(payout_id),
-        defaults={
-            "coupon_id": claim.subject,
-            "kind": CouponTransactionKind.CASH_OUT,
-            "amount_jpy": amount_jpy,
-            "occurred_at": at,
-        },
-    )
-    return entry
-
-
 # --- class-B2 duplicates: detection (set-based) and the agents' queue ---
 
 DETECT_DUPLICATES_SQL = """

@@ -20,11 +20,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from claims.models import Claim, ClaimStatus, Program, Submission
-from claims.remedies import coupon_cash_out_record_locked
 from claims.review import claim_approve
 from payouts import crypto
 from payouts.models import (
     LIVE_PAYOUT_STATUSES,
+    PAYOUT_STATUS_TRANSITIONS,
     Payout,
     PayoutNotice,
     PayoutSecret,
@@ -308,7 +308,7 @@ def payout_transition(*, payout_id: int, to: str, actor: Actor, note: str = "") 
         claim_id = Payout.objects.filter(pk=payout_id).values_list("claim_id", flat=True).first()
         if claim_id is None:
             raise PayoutRefused(code=RefusalCode.NOT_FOUND, message=f"payout {payout_id} does not exist")
-        claim = Claim.objects.select_for_update().select_related("program").get(pk=claim_id)
+        Claim.objects.select_for_update().filter(pk=claim_id).first()
         payout = Payout.objects.select_for_update().get(pk=payout_id)
         if to == PayoutStatus.ISSUED:
             raise PayoutRefused(
@@ -317,9 +317,97 @@ def payout_transition(*, payout_id: int, to: str, actor: Actor, note: str = "") 
         now = timezone.now()
         _move(payout, to=to, actor=actor, note=note, now=now)
         if to == PayoutStatus.SETTLED:
-            # coupon-outage: the balance the customer received leaves the coupon (claims.remedies)
-            coupon_cash_out_record_locked(claim=claim, payout_id=payout.pk, amount_jpy=payout.amount_jpy, at=now)
+            _coupons_cash_out(payout_ids=[payout.pk], at=now)
         return payout
+
+
+# A coupon-outage payout received: the balance paid out leaves the coupon, one `cash_out` row in its
+# ledger per payout (id cash-out:<payout>; settled is final, so a second call adds nothing).
+_COUPON_CASH_OUT_SQL = """
+INSERT INTO customers_coupontransaction (transaction_id, coupon_id, kind, amount_jpy, occurred_at, store_name)
+SELECT 'cash-out:' || p.id, c.subject, 'cash_out', p.amount_jpy, %(at)s, ''
+  FROM payouts_payout p
+  JOIN claims_claim c ON c.id = p.claim_id
+  JOIN claims_program pr ON pr.id = c.program_id
+ WHERE p.id = ANY(%(ids)s::bigint[]) AND pr.policy = 'coupon-outage-2023'
+ ORDER BY p.id
+    ON CONFLICT (transaction_id) DO NOTHING
+"""
+
+
+def _coupons_cash_out(*, payout_ids: list[int], at: dt.datetime) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(_COUPON_CASH_OUT_SQL, {"ids": payout_ids, "at": at})
+
+
+@dataclasses.dataclass(frozen=True)
+class PayoutsTransitioned:
+    moved: list[int]  # ascending ids
+    unchanged: list[int]  # already in the target status
+    refused: dict[int, str]  # id -> its status, from which the target cannot be reached
+    missing: list[int]  # no such payout
+
+
+_MOVE_MANY_SQL = """
+WITH v AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(befores)s::text[], %(notes)s::text[]) AS v(id, before, note)
+),
+moved AS (
+    UPDATE payouts_payout p SET status = %(to)s, updated_at = %(now)s FROM v WHERE p.id = v.id RETURNING p.id
+)
+INSERT INTO payouts_payouttransition (payout_id, at, actor_id, status_before, status_after, note)
+SELECT v.id, %(now)s, %(actor)s, v.before, %(to)s, v.note FROM v JOIN moved ON moved.id = v.id ORDER BY v.id
+"""
+
+
+def payouts_transition(*, notes: dict[int, str], to: str, actor: Actor) -> PayoutsTransitioned:
+    """`payout_transition` for many payouts at once (settlement files), set-based: the same transition
+    table, one transition row each with its note and the actor, the coupon cash-out on settling.
+
+    Locks the payouts' claims, then the payouts (ascending ids, the order of every payout service);
+    payouts already in `to` are left alone, those that cannot move there are reported, nothing else
+    changes for them.
+    """
+    if to == PayoutStatus.ISSUED:
+        raise PayoutRefused(code=RefusalCode.STATUS, message="a payout is issued only through payout_issue")
+    ids = sorted(notes)
+    with audit_context(actor=actor, action="payouts_transition"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT c.id FROM claims_claim c WHERE c.id IN (SELECT claim_id FROM payouts_payout"
+                " WHERE id = ANY(%s::bigint[])) ORDER BY c.id FOR UPDATE",
+                [ids],
+            )
+            cursor.execute(
+                "SELECT id, status FROM payouts_payout WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE", [ids]
+            )
+            current = dict(cursor.fetchall())
+        allowed = {status for status, targets in PAYOUT_STATUS_TRANSITIONS.items() if to in targets}
+        movable = [pk for pk in ids if current.get(pk) in allowed]
+        now = timezone.now()
+        if movable:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _MOVE_MANY_SQL,
+                    {
+                        "ids": movable,
+                        "befores": [current[pk] for pk in movable],
+                        "notes": [notes[pk][:ERROR_MAX_LENGTH] for pk in movable],
+                        "to": to,
+                        "now": now,
+                        "actor": _actor_id(actor),
+                    },
+                )
+            if to == PayoutStatus.SETTLED:
+                _coupons_cash_out(payout_ids=movable, at=now)
+        return PayoutsTransitioned(
+            moved=movable,
+            unchanged=[pk for pk in ids if current.get(pk) == to],
+            refused={
+                pk: current[pk] for pk in ids if pk in current and current[pk] != to and current[pk] not in allowed
+            },
+            missing=[pk for pk in ids if pk not in current],
+        )
 
 
 def claim_approve_and_pay(*, claim: Claim, actor: Actor, note: str = "") -> Payout | None:

@@ -61,7 +61,7 @@ from payouts.reconciliation import (
     reconcile,
 )
 from payouts.refunds import refund_due_date
-from payouts.services import PayoutRefused, payout_issue, payout_transition
+from payouts.services import PayoutRefused, payout_issue, payout_transition, payouts_transition
 from payouts.zengin import BankAccount as ZenginAccount
 from payouts.zengin import (
     BankAccountError,
@@ -617,10 +617,41 @@ _SETTLEMENT_TARGET = {
 }
 
 
+def _apply_settlement_moves(
+    *, notes: dict[str, dict[int, str]], reference_of: dict[int, str], actor: Actor, applied: _Applied
+) -> None:
+    """One set-based move per target status (`payouts_transition`); payouts that cannot move are conflicts,
+    those already there unchanged; a returned payout is offered again (few, one by one)."""
+    for target, payout_notes in notes.items():
+        if not payout_notes:
+            continue
+        moved = payouts_transition(notes=payout_notes, to=target, actor=actor)
+        applied.unchanged += len(moved.unchanged)
+        applied.conflicts.extend(
+            {
+                "reference": reference_of[pk],
+                "reported": target,
+                "payout_status": status,
+                "error": f"payout {pk}: cannot move from {status} to {target}",
+            }
+            for pk, status in moved.refused.items()
+        )
+        if target == PayoutStatus.SETTLED:
+            applied.settled += len(moved.moved)
+        elif target == PayoutStatus.EXPIRED:
+            applied.expired += len(moved.moved)
+        else:
+            applied.failed += len(moved.moved)
+            for payout_id in moved.moved:
+                if payout_reoffer(payout_id=payout_id, actor=actor, reason="returned by the provider"):
+                    applied.reoffered += 1
+
+
 def settlement_import(*, actor: Actor, data: bytes, file_name: str) -> SettlementImport:
     """Imports a provider's settlement file: picked_up → settled, expired → expired, returned → failed and
     re-offered. Rows are matched on the payout's provider reference; unknown references and other amounts
-    are recorded as differences and change nothing. The same file twice is refused (sha256)."""
+    are recorded as differences and change nothing. The same file twice is refused (sha256). The moves
+    are set-based (`payouts_transition`, one per target status); only re-offers go one by one."""
     actor_id = _require_person(actor, "importing a settlement file")
     sha = _sha(data)
     if SettlementImport.objects.filter(sha256=sha).exists():
@@ -644,17 +675,21 @@ def settlement_import(*, actor: Actor, data: bytes, file_name: str) -> Settlemen
                 )
         except IntegrityError as exc:
             raise BankingRefused(code="already_imported", message="this settlement file was imported already") from exc
-        payouts = {
-            reference: (pk, amount, provider)
-            for pk, reference, amount, provider in Payout.objects.filter(
-                provider_reference__in=[row.reference for row in rows]
-            ).values_list("pk", "provider_reference", "amount_jpy", "provider")
-        }
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT provider_reference, id, amount_jpy, provider FROM {Payout._meta.db_table}"
+                " WHERE provider_reference = ANY(%s::text[])",
+                [sorted({row.reference for row in rows})],
+            )
+            payouts = {reference: (pk, amount, provider) for reference, pk, amount, provider in cursor.fetchall()}
         result = reconcile(
             expected={ref: Expected(amount) for ref, (_pk, amount, _p) in payouts.items()}, reported=rows
         )
         by_reference = {row.reference: row for row in rows}
         applied = _Applied()
+        # The matched rows by target status, each payout with its note; then one set-based move per target.
+        notes: dict[str, dict[int, str]] = {to: {} for to in _SETTLEMENT_TARGET.values()}
+        reference_of: dict[int, str] = {}
         for matched in result.matched:
             row = by_reference[matched.reference]
             payout_id, _amount, provider = payouts[matched.reference]
@@ -668,12 +703,11 @@ def settlement_import(*, actor: Actor, data: bytes, file_name: str) -> Settlemen
                     }
                 )
                 continue
-            to = _SETTLEMENT_TARGET[row.status]
-            note = f"settlement {record.pk}: {row.status} at {row.at:%Y-%m-%d %H:%M}"
-            moved = _apply(payout_id, to=to, actor=actor, note=note, reference=row.reference, applied=applied)
-            reason = "returned by the provider"
-            if moved and to == PayoutStatus.FAILED and payout_reoffer(payout_id=payout_id, actor=actor, reason=reason):
-                applied.reoffered += 1
+            notes[_SETTLEMENT_TARGET[row.status]][payout_id] = (
+                f"settlement {record.pk}: {row.status} at {row.at:%Y-%m-%d %H:%M}"
+            )
+            reference_of[payout_id] = row.reference
+        _apply_settlement_moves(notes=notes, reference_of=reference_of, actor=actor, applied=applied)
         differences = _differences(result, applied.conflicts)
         record.settled_count = applied.settled
         record.failed_count = applied.failed

@@ -3,13 +3,21 @@ re-offered; differences (unknown references, other amounts) recorded and shown; 
 changes nothing."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from payouts.banking.models import SettlementImport
 from payouts.banking.selectors import finance_report_rows
 from payouts.banking.services import BankingRefused, settlement_import
 from payouts.models import Payout, PayoutStatus, PayoutTransition
-from payouts.services import payout_issue, payouts_create_for_approved_claims
+from payouts.services import (
+    PayoutsTransitioned,
+    payout_issue,
+    payout_transition,
+    payouts_create_for_approved_claims,
+    payouts_transition,
+)
 from support_portal.accounts.models import ExportRecord
 from tests.banking.conftest import approved_claim, finance_user, make_program
 
@@ -142,3 +150,39 @@ def test_the_report_shows_figures_per_program_and_method_with_charts_table_csv_a
     assert list(ExportRecord.objects.values_list("actor", "what", "row_count")) == [
         (finance.pk, "payout reconciliation report (CSV)", 1)
     ]
+
+
+def test_a_settlement_file_moves_its_payouts_in_the_same_number_of_queries_for_any_size():
+    finance = finance_user()
+    payouts = issued_atm_payouts(8)
+    small = csv_file([(p.provider, p.provider_reference, "picked_up", p.amount_jpy) for p in payouts[:2]])
+    large = csv_file([(p.provider, p.provider_reference, "picked_up", p.amount_jpy) for p in payouts[2:]])
+
+    with CaptureQueriesContext(connection) as two:
+        settlement_import(actor=finance, data=small, file_name="two.csv")
+    with CaptureQueriesContext(connection) as six:
+        record = settlement_import(actor=finance, data=large, file_name="six.csv")
+
+    assert (record.settled_count, record.outcome) == (6, "clean")
+    assert set(Payout.objects.values_list("status", flat=True)) == {"settled"}
+    assert len(six.captured_queries) == len(two.captured_queries)
+
+
+def test_many_payouts_move_together_or_are_reported_one_by_one():
+    finance = finance_user()
+    a, b, c = issued_atm_payouts(3)
+    payout_transition(payout_id=b.pk, to="settled", actor=finance)  # already there
+    payout_transition(payout_id=c.pk, to="failed", actor=finance)  # can no longer be settled
+    before = PayoutTransition.objects.count()
+
+    moved = payouts_transition(
+        notes={a.pk: "note a", b.pk: "note b", c.pk: "note c", 999999: "x"}, to="settled", actor=finance
+    )
+
+    assert moved == PayoutsTransitioned(moved=[a.pk], unchanged=[b.pk], refused={c.pk: "failed"}, missing=[999999])
+    assert dict(Payout.objects.values_list("pk", "status")) == {a.pk: "settled", b.pk: "settled", c.pk: "failed"}
+    assert list(
+        PayoutTransition.objects.order_by("pk")[before:].values_list(
+            "payout_id", "status_before", "status_after", "actor", "note"
+        )
+    ) == [(a.pk, "issued", "settled", finance.pk, "note a")]
