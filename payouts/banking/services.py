@@ -499,7 +499,7 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _apply_bank_line(
+def _apply_returned_line(
     line: ZenginExportLine,
     transfer: TransferResult,
     *,
@@ -508,37 +508,69 @@ def _apply_bank_line(
     now: dt.datetime,
     applied: _Applied,
 ) -> None:
-    """One matched transfer of a result file: settled → payout settled; returned → payout failed, the
-    account marked returned, a re-offer. A line that already has its result counts as unchanged."""
-    if line.result != LineResult.PENDING:
-        applied.unchanged += 1
-        return
+    """A returned transfer (振込不能, few per file): payout failed with the reason, the account marked
+    returned, a re-offer."""
+    reason = f"振込不能 {transfer.reason_code} {transfer.reason_ja} ({transfer.reason_en})"
+    note = f"bank result {record.pk}: {reason}"
     code = line.customer_code
-    if transfer.status == TransferStatus.SETTLED:
-        note = f"bank result {record.pk}: 振込済"
-        _apply(line.payout_id, to=PayoutStatus.SETTLED, actor=actor, note=note, reference=code, applied=applied)
-        line.result = LineResult.SETTLED
-    else:
-        reason = f"振込不能 {transfer.reason_code} {transfer.reason_ja} ({transfer.reason_en})"
-        note = f"bank result {record.pk}: {reason}"
-        moved = _apply(line.payout_id, to=PayoutStatus.FAILED, actor=actor, note=note, reference=code, applied=applied)
-        line.result = LineResult.RETURNED
-        BankAccount.objects.filter(pk=line.bank_account_id, status=BankAccountStatus.ACTIVE).update(
-            status=BankAccountStatus.RETURNED, closed_at=now, return_reason=reason[:100]
+    moved = _apply(line.payout_id, to=PayoutStatus.FAILED, actor=actor, note=note, reference=code, applied=applied)
+    BankAccount.objects.filter(pk=line.bank_account_id, status=BankAccountStatus.ACTIVE).update(
+        status=BankAccountStatus.RETURNED, closed_at=now, return_reason=reason[:100]
+    )
+    _event(
+        action=EventAction.ACCOUNT_RETURNED,
+        actor=actor,
+        now=now,
+        bank_account_id=line.bank_account_id,
+        payout_id=line.payout_id,
+        note=reason,
+    )
+    if moved and payout_reoffer(payout_id=line.payout_id, actor=actor, reason=reason) is not None:
+        applied.reoffered += 1
+
+
+def _apply_bank_results(
+    matched: list[tuple[ZenginExportLine, TransferResult]],
+    *,
+    record: BankResultImport,
+    actor: Actor,
+    now: dt.datetime,
+    applied: _Applied,
+) -> None:
+    """The matched transfers of a result file. Settled ones (nearly all) move their payouts together
+    (`payouts_transition`); returned ones go one by one. A line that already has its result counts as
+    unchanged; every other line records its result, reason code and this import."""
+    settled: dict[int, str] = {}
+    code_of: dict[int, str] = {}
+    answered: list[ZenginExportLine] = []
+    for line, transfer in matched:
+        if line.result != LineResult.PENDING:
+            applied.unchanged += 1
+            continue
+        if transfer.status == TransferStatus.SETTLED:
+            settled[line.payout_id] = f"bank result {record.pk}: 振込済"
+            code_of[line.payout_id] = line.customer_code
+            line.result = LineResult.SETTLED
+        else:
+            _apply_returned_line(line, transfer, record=record, actor=actor, now=now, applied=applied)
+            line.result = LineResult.RETURNED
+        line.reason_code = transfer.reason_code
+        line.result_import = record
+        answered.append(line)
+    if settled:
+        moved = payouts_transition(notes=settled, to=PayoutStatus.SETTLED, actor=actor)
+        applied.settled += len(moved.moved)
+        applied.unchanged += len(moved.unchanged)
+        applied.conflicts.extend(
+            {
+                "reference": code_of[pk],
+                "reported": PayoutStatus.SETTLED,
+                "payout_status": status,
+                "error": f"payout {pk}: cannot move from {status} to {PayoutStatus.SETTLED}",
+            }
+            for pk, status in moved.refused.items()
         )
-        _event(
-            action=EventAction.ACCOUNT_RETURNED,
-            actor=actor,
-            now=now,
-            bank_account_id=line.bank_account_id,
-            payout_id=line.payout_id,
-            note=reason,
-        )
-        if moved and payout_reoffer(payout_id=line.payout_id, actor=actor, reason=reason) is not None:
-            applied.reoffered += 1
-    line.reason_code = transfer.reason_code
-    line.result_import = record
-    line.save(update_fields=["result", "reason_code", "result_import"])
+    ZenginExportLine.objects.bulk_update(answered, ["result", "reason_code", "result_import"], batch_size=5_000)
 
 
 def bank_results_import(*, actor: Actor, data: bytes, file_name: str) -> BankResultImport:
@@ -584,15 +616,13 @@ def bank_results_import(*, actor: Actor, data: bytes, file_name: str) -> BankRes
             raise BankingRefused(code="already_imported", message="this result file was imported already") from exc
         by_code = {r.customer_code: r for r in results}
         applied = _Applied()
-        for matched in result.matched:
-            _apply_bank_line(
-                lines[matched.reference],
-                by_code[matched.reference],
-                record=record,
-                actor=actor,
-                now=now,
-                applied=applied,
-            )
+        _apply_bank_results(
+            [(lines[matched.reference], by_code[matched.reference]) for matched in result.matched],
+            record=record,
+            actor=actor,
+            now=now,
+            applied=applied,
+        )
         differences = _differences(result, applied.conflicts)
         record.settled_count = applied.settled
         record.failed_count = applied.failed

@@ -199,6 +199,28 @@ def test_an_export_issues_its_payouts_together_in_the_same_number_of_queries_for
     assert len(large.captured_queries) == len(small.captured_queries)
 
 
+def test_a_bank_result_settles_its_transfers_in_the_same_number_of_queries_for_any_size(bank_program):
+    finance = finance_user()
+    bank_payouts(bank_program, 2)
+    small = export(finance)
+    bank_payouts(bank_program, 6)
+    large = export(finance)
+
+    with CaptureQueriesContext(connection) as two:
+        bank_results_import(
+            actor=finance, data=simulate_bank_results(bytes(small.content), returned={}), file_name="r2.txt"
+        )
+    with CaptureQueriesContext(connection) as six:
+        record = bank_results_import(
+            actor=finance, data=simulate_bank_results(bytes(large.content), returned={}), file_name="r6.txt"
+        )
+
+    assert (record.settled_count, record.failed_count, record.outcome) == (6, 0, "clean")
+    assert set(Payout.objects.filter(program=bank_program).values_list("status", flat=True)) == {"settled"}
+    assert set(ZenginExportLine.objects.values_list("result", flat=True)) == {"settled"}
+    assert len(six.captured_queries) == len(two.captured_queries)
+
+
 def test_a_payout_whose_claim_changed_after_selection_refuses_the_whole_file(bank_program, monkeypatch):
     finance = finance_user()
     first, second = bank_payouts(bank_program, 2)
