@@ -207,12 +207,10 @@ def payout_notice_record_bounce(
             # The Message-ID names the notice (message_id_for): found by primary key, then compared whole.
             match = MESSAGE_ID_PATTERN.fullmatch(message_id.strip())
             notice = queryset.filter(pk=int(match[1]), message_id=message_id.strip()).first() if match else None
-        if notice is None or notice.status not in (NoticeStatus.SENT, NoticeStatus.BOUNCED):
-            return notice
-        if notice.status == NoticeStatus.BOUNCED:
-            return notice  # recorded already: the first bounce's time and reason stand
+        if notice is None or notice.status != NoticeStatus.SENT:
+            return notice  # unknown, never sent, or bounced already (the first bounce's time and reason stand)
         notice.status = NoticeStatus.BOUNCED
-        notice.bounced_at = notice.bounced_at or timezone.now()
+        notice.bounced_at = timezone.now()
         notice.last_error = f"bounced: {reason}"[:500]
         notice.save(update_fields=["status", "bounced_at", "last_error"])
         return notice

@@ -300,25 +300,18 @@ def _issue_in_transaction(*, payout_id: int, actor: Actor) -> _IssueOutcome:
 
 
 def payout_transition(*, payout_id: int, to: str, actor: Actor, note: str = "") -> Payout:
-    """A manual or provider-driven move (notified, settled, expired, failed, cancelled); refuses otherwise.
-
-    Settling a coupon-outage payout also writes its `cash_out` row in the coupon's ledger.
-    """
-    with audit_context(actor=actor, action="payout_transition"), transaction.atomic():
-        claim_id = Payout.objects.filter(pk=payout_id).values_list("claim_id", flat=True).first()
-        if claim_id is None:
-            raise PayoutRefused(code=RefusalCode.NOT_FOUND, message=f"payout {payout_id} does not exist")
-        Claim.objects.select_for_update().filter(pk=claim_id).first()
-        payout = Payout.objects.select_for_update().get(pk=payout_id)
-        if to == PayoutStatus.ISSUED:
-            raise PayoutRefused(
-                code=RefusalCode.STATUS, message="a payout is issued only through payout_issue", payout_id=payout_id
-            )
-        now = timezone.now()
-        _move(payout, to=to, actor=actor, note=note, now=now)
-        if to == PayoutStatus.SETTLED:
-            _coupons_cash_out(payout_ids=[payout.pk], at=now)
-        return payout
+    """A manual or provider-driven move (notified, settled, expired, failed, cancelled) of one payout:
+    `payouts_transition` for one, refused (PayoutRefused, nothing changed) unless it moved."""
+    moved = payouts_transition(notes={payout_id: note}, to=to, actor=actor)
+    if moved.missing:
+        raise PayoutRefused(code=RefusalCode.NOT_FOUND, message=f"payout {payout_id} does not exist")
+    if not moved.moved:
+        raise PayoutRefused(
+            code=RefusalCode.STATUS,
+            message=f"payout {payout_id}: cannot move from {moved.refused.get(payout_id, to)} to {to}",
+            payout_id=payout_id,
+        )
+    return Payout.objects.get(pk=payout_id)
 
 
 # A coupon-outage payout received: the balance paid out leaves the coupon, one `cash_out` row in its
@@ -361,8 +354,9 @@ SELECT v.id, %(now)s, %(actor)s, v.before, %(to)s, v.note FROM v JOIN moved ON m
 
 
 def payouts_transition(*, notes: dict[int, str], to: str, actor: Actor) -> PayoutsTransitioned:
-    """`payout_transition` for many payouts at once (settlement files), set-based: the same transition
-    table, one transition row each with its note and the actor, the coupon cash-out on settling.
+    """Moves payouts (one, or a settlement file's many) along the transition table, set-based: one
+    transition row each with its note and the actor; settling a coupon-outage payout also writes its
+    `cash_out` row in the coupon's ledger.
 
     Locks the payouts' claims, then the payouts (ascending ids, the order of every payout service);
     payouts already in `to` are left alone, those that cannot move there are reported, nothing else

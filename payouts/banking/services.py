@@ -1,9 +1,10 @@
 """Services of bank transfers, original-method refunds and reconciliation imports.
 
 Keyword-only, each under `audit_context(actor=…)` and one transaction, each writing a `BankingEvent`.
-Payout status moves go through payouts.services (`payout_issue`, `payout_transition`); the one thing
-payouts.services has no public service for yet — re-offering a single failed payout — is `payout_reoffer`
-here (a new payout, offer + 1, with its own idempotency key and a `PayoutTransition`).
+Payout status moves go through payouts.services (`payout_issue`, `payouts_transition`; a transfer export
+issues its file's payouts together); the one thing payouts.services has no public service for yet —
+re-offering a single failed payout — is `payout_reoffer` here (a new payout, offer + 1, with its own
+idempotency key and a `PayoutTransition`).
 
 Lock order (as in payouts.services): claim rows, then payout rows, then this app's rows.
 """
@@ -61,7 +62,7 @@ from payouts.reconciliation import (
     reconcile,
 )
 from payouts.refunds import refund_due_date
-from payouts.services import PayoutRefused, payout_issue, payout_transition, payouts_transition
+from payouts.services import PayoutRefused, payout_issue, payouts_transition
 from payouts.zengin import BankAccount as ZenginAccount
 from payouts.zengin import (
     BankAccountError,
@@ -472,31 +473,34 @@ class _Applied:
     conflicts: list[dict[str, str]] = dataclasses.field(default_factory=list)
 
 
-def _apply(payout_id: int, *, to: str, actor: Actor, note: str, reference: str, applied: _Applied) -> bool:
-    """Moves one payout (payouts.services.payout_transition); a payout already there counts as unchanged, one
-    that cannot move there is a conflict (reported, nothing changed)."""
-    current = Payout.objects.filter(pk=payout_id).values_list("status", flat=True).first()
-    if current == to:
-        applied.unchanged += 1
-        return False
-    try:
-        payout_transition(payout_id=payout_id, to=to, actor=actor, note=note)
-    except PayoutRefused as exc:
-        applied.conflicts.append(
-            {"reference": reference, "reported": to, "payout_status": str(current), "error": str(exc)}
-        )
-        return False
-    if to == PayoutStatus.SETTLED:
-        applied.settled += 1
-    elif to == PayoutStatus.FAILED:
-        applied.failed += 1
-    else:
-        applied.expired += 1
-    return True
-
-
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _move_and_count(
+    *, notes: dict[int, str], to: str, reference_of: dict[int, str], actor: Actor, applied: _Applied
+) -> list[int]:
+    """Moves the payouts of an import's rows to `to` together (`payouts_transition`) and counts the outcome:
+    moved ones by target, those already there unchanged, those that cannot move conflicts (reported, nothing
+    changed). Returns the ids moved."""
+    moved = payouts_transition(notes=notes, to=to, actor=actor)
+    applied.unchanged += len(moved.unchanged)
+    applied.conflicts.extend(
+        {
+            "reference": reference_of[pk],
+            "reported": to,
+            "payout_status": status,
+            "error": f"payout {pk}: cannot move from {status} to {to}",
+        }
+        for pk, status in moved.refused.items()
+    )
+    if to == PayoutStatus.SETTLED:
+        applied.settled += len(moved.moved)
+    elif to == PayoutStatus.EXPIRED:
+        applied.expired += len(moved.moved)
+    else:
+        applied.failed += len(moved.moved)
+    return moved.moved
 
 
 def _apply_returned_line(
@@ -513,7 +517,13 @@ def _apply_returned_line(
     reason = f"振込不能 {transfer.reason_code} {transfer.reason_ja} ({transfer.reason_en})"
     note = f"bank result {record.pk}: {reason}"
     code = line.customer_code
-    moved = _apply(line.payout_id, to=PayoutStatus.FAILED, actor=actor, note=note, reference=code, applied=applied)
+    moved = _move_and_count(
+        notes={line.payout_id: note},
+        to=PayoutStatus.FAILED,
+        reference_of={line.payout_id: code},
+        actor=actor,
+        applied=applied,
+    )
     BankAccount.objects.filter(pk=line.bank_account_id, status=BankAccountStatus.ACTIVE).update(
         status=BankAccountStatus.RETURNED, closed_at=now, return_reason=reason[:100]
     )
@@ -558,18 +568,7 @@ def _apply_bank_results(
         line.result_import = record
         answered.append(line)
     if settled:
-        moved = payouts_transition(notes=settled, to=PayoutStatus.SETTLED, actor=actor)
-        applied.settled += len(moved.moved)
-        applied.unchanged += len(moved.unchanged)
-        applied.conflicts.extend(
-            {
-                "reference": code_of[pk],
-                "reported": PayoutStatus.SETTLED,
-                "payout_status": status,
-                "error": f"payout {pk}: cannot move from {status} to {PayoutStatus.SETTLED}",
-            }
-            for pk, status in moved.refused.items()
-        )
+        _move_and_count(notes=settled, to=PayoutStatus.SETTLED, reference_of=code_of, actor=actor, applied=applied)
     ZenginExportLine.objects.bulk_update(answered, ["result", "reason_code", "result_import"], batch_size=5_000)
 
 
@@ -655,24 +654,9 @@ def _apply_settlement_moves(
     for target, payout_notes in notes.items():
         if not payout_notes:
             continue
-        moved = payouts_transition(notes=payout_notes, to=target, actor=actor)
-        applied.unchanged += len(moved.unchanged)
-        applied.conflicts.extend(
-            {
-                "reference": reference_of[pk],
-                "reported": target,
-                "payout_status": status,
-                "error": f"payout {pk}: cannot move from {status} to {target}",
-            }
-            for pk, status in moved.refused.items()
-        )
-        if target == PayoutStatus.SETTLED:
-            applied.settled += len(moved.moved)
-        elif target == PayoutStatus.EXPIRED:
-            applied.expired += len(moved.moved)
-        else:
-            applied.failed += len(moved.moved)
-            for payout_id in moved.moved:
+        moved = _move_and_count(notes=payout_notes, to=target, reference_of=reference_of, actor=actor, applied=applied)
+        if target == PayoutStatus.FAILED:
+            for payout_id in moved:
                 if payout_reoffer(payout_id=payout_id, actor=actor, reason="returned by the provider"):
                     applied.reoffered += 1
 

@@ -234,13 +234,9 @@ class CouponTransactionKind(models.TextChoices):
     # A remedy taken back when the claim's decision no longer supports it: a restoration's amount leaves
     # the balance again; a withdrawn expiry extension moves nothing (amount 0, no `extended_to`).
     REMEDY_REVERSAL = "remedy_reversal", _("Remedy reversed")
-    # A coupon-outage claim's payout received: the balance paid out leaves the coupon (claims.remedies).
+    # A coupon-outage claim's payout received: the balance paid out leaves the coupon (payouts.services).
+    # None of these back-office kinds can be imported (core.imports.schema lists charge/payment/reversal).
     CASH_OUT = "cash_out", _("Paid out (claim)")
-
-    @classmethod
-    def remedies(cls) -> frozenset[str]:
-        """The kinds the back office writes (never imported)."""
-        return frozenset({cls.RESTORATION, cls.EXPIRY_EXTENSION, cls.REMEDY_REVERSAL, cls.CASH_OUT})
 
 
 @source_history()
