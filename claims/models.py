@@ -678,3 +678,41 @@ class ProgramRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.program_id} run {self.pk} ({self.status})"
+
+
+class InputChange(models.Model):
+    """One statement that wrote an input table of the claims engine (claims.inputs), by its trigger.
+
+    Written only by the statement-level triggers of migration 0015, never by Django code.
+    """
+
+    table_name = models.CharField(_("table"), max_length=63)
+    transaction_id = models.BigIntegerField(_("transaction id"), db_index=True)
+    changed_at = models.DateTimeField(_("changed at"))
+
+    class Meta:
+        verbose_name = _("input change")
+        verbose_name_plural = _("input changes")
+
+    def __str__(self) -> str:
+        return f"{self.table_name} in transaction {self.transaction_id}"
+
+
+class ProgramComputation(models.Model):
+    """What a program's last full run read: the snapshot it started from and its own transaction."""
+
+    program = models.OneToOneField(Program, on_delete=models.CASCADE, primary_key=True, related_name="computation")
+    snapshot = models.TextField(_("snapshot"))
+    transaction_id = models.BigIntegerField(_("transaction id"))
+    # The run's own last change row: the same transaction's later writes are changes (a test, a caller
+    # running the program inside a larger transaction).
+    last_change_id = models.BigIntegerField(_("last change of the run"))
+    engine_revision = models.CharField(_("engine revision"), max_length=64)
+    computed_at = models.DateTimeField(_("computed at"))
+
+    class Meta:
+        verbose_name = _("program computation")
+        verbose_name_plural = _("program computations")
+
+    def __str__(self) -> str:
+        return f"{self.program_id} computed at {self.computed_at:%Y-%m-%d %H:%M}"

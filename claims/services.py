@@ -25,7 +25,8 @@ from django.utils import timezone
 from claims.engine import Reason, require_postgresql, staging
 from claims.engine.common import STAGE_ENTITLEMENTS, STAGE_LINES, fetch_all
 from claims.engine.staging import EMPTY_LINES_HASH, lines_hash_sql
-from claims.models import ClaimStatus, Policy, Program, ProgramRun
+from claims.inputs import input_snapshot, program_computation_record, program_inputs_unchanged
+from claims.models import Claim, ClaimStatus, Policy, Program, ProgramRun
 from claims.remedies import coupon_duplicates_detect_locked
 from support_portal.core.audit import audit_context
 from support_portal.core.business_days import BusinessCalendar, business_calendar
@@ -238,12 +239,16 @@ def program_run(
     as_of: dt.datetime | None = None,
     calendar: BusinessCalendar | None = None,
     run: ProgramRun | None = None,
+    recompute: bool = False,
 ) -> ProgramRunResult:
     """Computes every claim of the program and writes Claims, ClaimLines and Grants (idempotent).
 
     Set-based end to end: the engine fills TEMP tables (claims.engine.staging); grants, claims and lines
     are written by INSERT … SELECT / UPDATE … FROM statements; no per-subject Python object is built
     (login-outage-2024) and unchanged claims are not touched (no audit events).
+
+    When nothing the last full run read has changed since (claims.inputs), the run writes nothing and
+    reports every claim of the program unchanged without computing; `recompute=True` computes anyway.
     """
     require_postgresql()
     as_of = as_of or timezone.now()
@@ -271,6 +276,15 @@ def program_run(
             timings[name] = round(now - clock, 3)
             clock = now
 
+        if not recompute and program_inputs_unchanged(program=locked):
+            total = Claim.objects.filter(program=locked).count()
+            step("inputs_unchanged")
+            if run is not None:
+                ProgramRun.objects.filter(pk=run.pk).update(total=total)
+            return ProgramRunResult(
+                total=total, created=0, updated=0, sent_to_rereview=0, unchanged=total, timings=timings
+            )
+        snapshot = input_snapshot()
         if locked.policy == Policy.COUPON_OUTAGE_2023:
             # Class-B2 duplicates found now are queued for agents (claims.remedies); the engine reads the queue.
             coupon_duplicates_detect_locked(locked)
@@ -295,6 +309,7 @@ def program_run(
             ProgramRun.objects.filter(pk=run.pk).update(total=total)
         _execute("DROP TABLE claims_stage_diff, claims_stage_updated")
         staging.drop_tables()
+        program_computation_record(program=locked, snapshot=snapshot)
     step("counts_commit")
     return ProgramRunResult(
         total=total,

@@ -1,7 +1,8 @@
 """`python manage.py program_run SLUG` — run a program now: writes its Claims, ClaimLines and Grants.
 
 The same `claims.services.program_run` as the admin's "Run" button, without a queued ProgramRun row or
-a Celery worker (operations and benchmarks). Idempotent: a second run over unchanged data writes nothing.
+a Celery worker (operations and benchmarks). Idempotent: a second run over unchanged data writes nothing
+(and, for login-outage-2024, skips computing when no input changed: `--recompute` computes anyway).
 """
 
 from typing import Any
@@ -19,6 +20,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug")
+        parser.add_argument(
+            "--recompute",
+            action="store_true",
+            help="compute every claim even when no input changed since the last run (claims.inputs)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -26,7 +32,7 @@ class Command(BaseCommand):
         except Program.DoesNotExist:
             raise CommandError(f"no program with slug {options['slug']!r}") from None
         try:
-            result = program_run(program=program, actor=None)
+            result = program_run(program=program, actor=None, recompute=options["recompute"])
         except (ParameterError, EngineNeedsPostgreSQL, ProgramNotRunnable) as exc:
             raise CommandError(f"program {program.slug}: {exc}") from None
         self.stdout.write(

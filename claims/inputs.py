@@ -1,0 +1,148 @@
+"""What a program run read, so that a run over unchanged inputs knows it without recomputing.
+
+Every statement that writes one of the engine's input tables (`INPUT_TABLES`) leaves one row in
+`claims_inputchange`, written by a statement-level trigger (migration 0015): whoever wrote — the
+import, the admin, a service, raw SQL — and however many rows the statement touched (even none). A
+full run of a program records, in the same transaction as its claims, the snapshot it started from
+(`pg_current_snapshot()`) and its own transaction id (`ProgramComputation`). The next run skips the
+computation when, for a policy whose result depends on its input tables only (`INCREMENTAL_POLICIES`):
+
+- the engine's code is the same (`engine_revision`: a hash of the modules that compute it), and
+- every change row is visible in that snapshot (committed before the run started), or is the run's
+  own (same transaction id, written no later than the run's last one).
+
+A change committed while the previous run was computing is not visible in its snapshot, so it makes
+the next run compute (even if that run had in fact read it): the test errs on recomputing, never on
+skipping. A transaction still open now is invisible to a full run too, so skipping is what a full run
+would have concluded. `program_run(recompute=True)` (`manage.py program_run --recompute`) always
+computes.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+from django.db import connection
+
+from claims.models import Policy, Program, ProgramComputation
+
+# What the login-outage-2024 engine and program_run read (claims.engine.login_outage STAGE_SQL, the
+# exclusion by other programs' grants, the diff against the program's claims). tests/claims/
+# test_inputs.py checks that every table those statements name is in this list.
+INPUT_TABLES = (
+    "customers_customer",
+    "customers_subscription",
+    "customers_charge",
+    "customers_login",
+    "claims_program",
+    "claims_submission",
+    "claims_grant",
+    "claims_claim",
+    "claims_claimline",
+)
+
+# Policies whose claims depend on the input tables only. Not the refunds (delay interest and due
+# dates move with the day of the run) nor coupon-outage-2023 (it also reads the coupon ledger and
+# the agents' duplicate confirmations): they always compute.
+INCREMENTAL_POLICIES = frozenset({Policy.LOGIN_OUTAGE_2024})
+
+_ENGINE_MODULES = (
+    "claims/engine/login_outage.py",
+    "claims/engine/common.py",
+    "claims/engine/staging.py",
+    "claims/services.py",
+    "claims/inputs.py",
+)
+
+
+@functools.cache
+def engine_revision() -> str:
+    """A hash of the code that computes claims: a deploy that changes it makes the next run compute."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for name in _ENGINE_MODULES:
+        digest.update(name.encode())
+        digest.update((root / name).read_bytes())
+    return digest.hexdigest()
+
+
+CHANGED_SINCE_SQL = """
+SELECT EXISTS (
+    -- The run's own transaction: PostgreSQL leaves a transaction's own id out of its snapshot, so the
+    -- snapshot cannot tell; its change rows after the run's last one are changes.
+    SELECT 1 FROM claims_inputchange ch
+     WHERE ch.transaction_id = %(own_transaction)s AND ch.id > %(own_last_change)s
+) OR EXISTS (
+    -- Any other transaction: a change unless committed when the snapshot was taken. Those older than the
+    -- snapshot's xmin had all ended by then (the index range); the rest are looked up in the snapshot.
+    SELECT 1 FROM claims_inputchange ch
+     WHERE ch.transaction_id >= pg_snapshot_xmin(%(snapshot)s::pg_snapshot)::text::bigint
+       AND ch.transaction_id <> %(own_transaction)s
+       AND NOT pg_visible_in_snapshot(ch.transaction_id::text::xid8, %(snapshot)s::pg_snapshot)
+)
+"""
+
+
+def program_inputs_unchanged(*, program: Program) -> bool:
+    """Whether nothing the program's last full run read has changed since (and the code is the same)."""
+    if program.policy not in INCREMENTAL_POLICIES:
+        return False
+    computation = ProgramComputation.objects.filter(program=program).first()
+    if computation is None or computation.engine_revision != engine_revision():
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            CHANGED_SINCE_SQL,
+            {
+                "snapshot": computation.snapshot,
+                "own_transaction": computation.transaction_id,
+                "own_last_change": computation.last_change_id,
+            },
+        )
+        (changed,) = cursor.fetchone()
+    return not changed
+
+
+def input_snapshot() -> str:
+    """The snapshot a full run starts from (READ COMMITTED: what every later statement sees at least)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_snapshot()::text")
+        (snapshot,) = cursor.fetchone()
+    return str(snapshot)
+
+
+RECORD_SQL = """
+INSERT INTO claims_programcomputation (program_id, snapshot, transaction_id, last_change_id, engine_revision,
+                                       computed_at)
+SELECT %(program)s, %(snapshot)s, x.id,
+       COALESCE((SELECT max(ch.id) FROM claims_inputchange ch WHERE ch.transaction_id = x.id), 0),
+       %(revision)s, now()
+  FROM (SELECT pg_current_xact_id()::text::bigint AS id) x
+    ON CONFLICT (program_id) DO UPDATE
+   SET snapshot = EXCLUDED.snapshot, transaction_id = EXCLUDED.transaction_id,
+       last_change_id = EXCLUDED.last_change_id, engine_revision = EXCLUDED.engine_revision,
+       computed_at = EXCLUDED.computed_at
+"""
+
+# Change rows no recorded computation can need: older than every kept snapshot's xmin, and a day old
+# (a run in progress has not recorded its snapshot yet; runs end within their task time limit).
+# Computations of closed programs are dropped first: reopened, such a program computes in full.
+PRUNE_SQL = """
+DELETE FROM claims_programcomputation pc USING claims_program p WHERE p.id = pc.program_id AND p.status = %(closed)s;
+DELETE FROM claims_inputchange
+ WHERE changed_at < now() - interval '1 day'
+   AND transaction_id < (SELECT COALESCE(min(pg_snapshot_xmin(snapshot::pg_snapshot)::text::bigint),
+                                         pg_snapshot_xmin(pg_current_snapshot())::text::bigint)
+                           FROM claims_programcomputation);
+"""
+
+
+def program_computation_record(*, program: Program, snapshot: str) -> None:
+    """Records, in the run's transaction, what its computation read (see the module docstring)."""
+    if program.policy not in INCREMENTAL_POLICIES:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(RECORD_SQL, {"program": program.pk, "snapshot": snapshot, "revision": engine_revision()})
+        cursor.execute(PRUNE_SQL, {"closed": Program.Status.CLOSED})

@@ -1,0 +1,337 @@
+"""claims.inputs: a run over unchanged inputs skips computing; any write to an input makes it compute."""
+
+import datetime as dt
+import re
+import threading
+
+import pytest
+from django.db import connection
+
+from claims import inputs, services
+from claims.engine import login_outage, staging
+from claims.models import Claim, ClaimStatus, Grant, InputChange, Program, ProgramComputation
+from claims.services import program_run
+from support_portal.customers.models import Charge, Login, Subscription
+from tests.claims.factories import LoginFactory, SubmissionFactory, jst, template
+from tests.claims.test_program_run import AS_OF, claims_table_counts, earlier_program, premium_member_with_charges
+from tests.factories import ChargeFactory, CustomerFactory, PlanFactory
+
+
+def another_transaction_commits():
+    """Commits a transaction newer than the test's own, on another connection.
+
+    The test's transaction then lies below the next snapshot's xmax without being listed in it:
+    PostgreSQL leaves a transaction's own id out of its snapshots (what made the check skip wrongly).
+    """
+
+    def commit_one():
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_current_xact_id()")
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=commit_one)
+    thread.start()
+    thread.join()
+
+
+def computed(result):
+    """Whether the run computed (its steps include the engine's stage) rather than skipped."""
+    return "stage" in result.timings and "inputs_unchanged" not in result.timings
+
+
+@pytest.mark.django_db
+def test_rerun_over_unchanged_inputs_skips_computing_and_writes_nothing(calendar):
+    # Given a computed program
+    premium_member_with_charges()
+    program = template("login-outage-2024")
+    first = program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+    before = claims_table_counts()
+
+    # When it runs again with no input changed
+    result = program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+
+    # Then it reports every claim unchanged without computing, and writes no row anywhere
+    assert computed(first)
+    assert not computed(result)
+    assert (result.total, result.created, result.updated, result.sent_to_rereview, result.unchanged) == (1, 0, 0, 0, 1)
+    assert claims_table_counts() == before
+
+
+@pytest.mark.django_db
+def test_recompute_computes_over_unchanged_inputs_and_still_changes_no_claim(calendar):
+    premium_member_with_charges()
+    program = template("login-outage-2024")
+    program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+    claims_before = list(Claim.objects.values_list("id", "amount_jpy", "status", "lines_hash"))
+
+    result = program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar, recompute=True)
+
+    assert computed(result)
+    assert (result.created, result.updated, result.unchanged) == (0, 0, 1)
+    assert list(Claim.objects.values_list("id", "amount_jpy", "status", "lines_hash")) == claims_before
+
+
+def change_charge_amount(subscription, charges):
+    Charge.objects.filter(pk=charges[(2024, 10)].pk).update(amount_jpy=660)
+    return 1210
+
+
+def add_earlier_login(subscription, charges):
+    LoginFactory.create(customer=subscription.customer, logged_in_at=jst(2024, 9, 15))
+    return 550
+
+
+def delete_logins(subscription, charges):
+    Login.objects.filter(customer=subscription.customer).delete()
+    return 1650
+
+
+def new_charge(subscription, charges):
+    ChargeFactory.create(
+        subscription=subscription,
+        amount_jpy=100,
+        charged_at=jst(2024, 10, 15, 3),
+        period_start=dt.date(2024, 10, 15),
+        period_end=dt.date(2024, 11, 15),
+    )
+    return 1200
+
+
+def move_subscription_to_another_plan(subscription, charges):
+    # zen_study is covered from 2024-10 only
+    Subscription.objects.filter(pk=subscription.pk).update(plan=PlanFactory.create(plan_code="zen_study"))
+    return 550
+
+
+def late_submission(subscription, charges):
+    SubmissionFactory.create(subject=subscription.customer_id, submitted_at=jst(2025, 2, 5))
+    return 1100
+
+
+def restore_service_later(subscription, charges):
+    # The October 20 login is now before the restoration: no first login after it, months up to the cap
+    program = Program.objects.get(slug="login-outage-2024")
+    program.parameters = {**program.parameters, "restored_at": "2024-10-25T00:00:00+09:00"}
+    program.save(update_fields=["parameters"])
+    return 1650
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "change",
+    [
+        change_charge_amount,
+        add_earlier_login,
+        delete_logins,
+        new_charge,
+        move_subscription_to_another_plan,
+        late_submission,
+        restore_service_later,
+    ],
+)
+def test_a_write_to_any_input_makes_the_next_run_compute(calendar, change):
+    # Given a computed program (¥1,100: September and October)
+    subscription, charges = premium_member_with_charges()
+    another_transaction_commits()
+    program = template("login-outage-2024")
+    program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+
+    # When an input changes (in this same transaction, after the run: the run's own changes do not count,
+    # later ones of the same transaction do) and the program runs again
+    expected_amount = change(subscription, charges)
+    result = program_run(program=Program.objects.get(pk=program.pk), actor=None, as_of=AS_OF, calendar=calendar)
+
+    # Then it computed, and the claim shows the new amount
+    assert computed(result)
+    assert (result.updated, Claim.objects.get().amount_jpy) == (
+        int(expected_amount != 1100),
+        expected_amount,
+    )
+
+
+@pytest.mark.django_db
+def test_a_claim_decided_since_the_run_makes_the_next_run_compute_and_keep_the_decision(calendar):
+    subscription, _charges = premium_member_with_charges()
+    program = template("login-outage-2024")
+    program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+    Claim.objects.filter(subject=subscription.customer_id).update(status=ClaimStatus.APPROVED, approved_amount_jpy=1100)
+
+    result = program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+
+    assert computed(result)
+    assert (result.updated, Claim.objects.get().status) == (0, ClaimStatus.APPROVED)
+
+
+@pytest.mark.django_db
+def test_another_programs_grant_makes_the_next_run_compute_and_exclude_that_month(calendar):
+    # Given the 2024 program computed, paying September and October
+    premium_member_with_charges()
+    another_transaction_commits()
+    program = template("login-outage-2024")
+    program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+
+    # When another program's grant of September is written (directly: its claim was decided elsewhere)
+    other = earlier_program(("2024-06", "2024-09"))
+    september = Grant.objects.get(grant_key__endswith=":2024-09")
+    Grant.objects.filter(pk=september.pk).update(program=other)
+    result = program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+
+    # Then the run computed and no longer pays September
+    assert computed(result)
+    claim = Claim.objects.get(program=program)
+    assert (claim.amount_jpy, [line.excluded_reason for line in claim.lines.all()]) == (
+        550,
+        [f"already_compensated:{other.slug}", ""],
+    )
+
+
+@pytest.mark.django_db
+def test_a_new_engine_revision_makes_the_next_run_compute(calendar, monkeypatch):
+    premium_member_with_charges()
+    program = template("login-outage-2024")
+    program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+
+    monkeypatch.setattr(inputs, "engine_revision", lambda: "0" * 64)
+    result = program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+
+    assert computed(result)
+    assert ProgramComputation.objects.get(program=program).engine_revision == "0" * 64
+
+
+@pytest.mark.django_db
+def test_policies_that_depend_on_the_day_always_compute(calendar):
+    ChargeFactory.create(amount_jpy=3000, charged_at=jst(2024, 9, 1, 3))
+    program = template("autorenew-60day")
+    program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+
+    result = program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+
+    assert computed(result)
+    assert not ProgramComputation.objects.filter(program=program).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_committed_while_the_run_computed_makes_the_next_run_compute(calendar, monkeypatch):
+    # Given a program (own: a transactional test may run after another one flushed the templates) and
+    # a member, and a run that pauses after its stage while another connection commits a new charge
+    program = earlier_program(("2024-09", "2024-11"), slug="during-run")
+    subscription, _charges = premium_member_with_charges(months=((2024, 9), (2024, 10)), login=None, apply=False)
+    real_stage = staging.stage
+    committed: list[str] = []
+
+    def stage_then_another_connection_commits(**kwargs):
+        real_stage(**kwargs)
+        if not committed:
+
+            def add_november_charge():
+                try:
+                    charge = ChargeFactory.create(
+                        subscription=subscription,
+                        amount_jpy=550,
+                        charged_at=jst(2024, 11, 1, 3),
+                        period_start=dt.date(2024, 11, 1),
+                        period_end=dt.date(2024, 12, 1),
+                    )
+                    committed.append(charge.pk)
+                finally:
+                    connection.close()
+
+            thread = threading.Thread(target=add_november_charge)
+            thread.start()
+            thread.join()
+
+    monkeypatch.setattr(staging, "stage", stage_then_another_connection_commits)
+    first = program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+    assert (len(committed), Claim.objects.get(program=program).amount_jpy) == (1, 1100)
+
+    # When the program runs again with no further change
+    second = program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+
+    # Then it computed (the charge was committed after the first run's snapshot) and pays November too
+    assert computed(first) and computed(second)
+    assert (second.updated, Claim.objects.get(program=program).amount_jpy) == (1, 1650)
+    third = program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+    assert not computed(third)
+
+
+@pytest.mark.django_db
+def test_every_table_the_run_reads_is_watched_by_a_trigger():
+    # Given the statements of the login-outage run (engine stage, exclusion, diff and grant settling)
+    statements = "\n".join(
+        [
+            login_outage.STAGE_SQL,
+            staging.EXCLUDE_HELD_ELSEWHERE_SQL,
+            services.DIFF_SQL,
+            services.WANTED_GRANTS_SQL,
+            services.INSERT_GRANTS_SQL,
+            services.HELD_ELSEWHERE_SQL,
+        ]
+    )
+    named = set(re.findall(r"\b((?:customers|claims)_[a-z_]+)\b", statements))
+    read = {table for table in named if not table.startswith("claims_stage_")}
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+            " WHERE t.tgname = 'claims_input_change' ORDER BY 1"
+        )
+        watched = [name for (name,) in cursor.fetchall()]
+
+    assert read <= set(inputs.INPUT_TABLES)
+    assert watched == sorted(inputs.INPUT_TABLES)
+
+
+@pytest.mark.django_db
+def test_one_change_row_per_statement_whatever_the_row_count():
+    # Given three customers
+    CustomerFactory.create_batch(3)
+    before = InputChange.objects.count()
+
+    # When one statement updates all three and another updates none
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE customers_customer SET name = name || '.'")
+        cursor.execute("UPDATE customers_login SET logged_in_at = logged_in_at WHERE false")
+
+    # Then each statement left exactly one row, naming its table
+    assert list(InputChange.objects.order_by("id").values_list("table_name", flat=True)[before:]) == [
+        "customers_customer",
+        "customers_login",
+    ]
+
+
+@pytest.mark.django_db
+def test_prune_keeps_what_a_recorded_computation_may_need(calendar):
+    # Given a computed program, and change rows: one a year old from a long-finished transaction, one
+    # a year old but from a transaction the computation's snapshot did not see
+    premium_member_with_charges()
+    program = template("login-outage-2024")
+    program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+    computation = ProgramComputation.objects.get(program=program)
+    InputChange.objects.all().delete()
+    long_ago = jst(2026, 1, 1)
+    old = InputChange.objects.create(table_name="customers_charge", transaction_id=3, changed_at=long_ago)
+    pinned = InputChange.objects.create(
+        table_name="customers_charge", transaction_id=computation.transaction_id + 10, changed_at=long_ago
+    )
+
+    # When a full run records its computation (and prunes)
+    program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar, recompute=True)
+
+    # Then only the row no snapshot can need is gone
+    remaining = set(InputChange.objects.values_list("id", flat=True))
+    assert old.pk not in remaining
+    assert pinned.pk in remaining
+
+
+@pytest.mark.django_db
+def test_closing_a_program_drops_its_computation_at_the_next_prune(calendar):
+    premium_member_with_charges()
+    closed = earlier_program(("2024-06", "2024-08"), slug="closed-early")
+    program_run(program=closed, actor=None, as_of=AS_OF, calendar=calendar)
+    Program.objects.filter(pk=closed.pk).update(status=Program.Status.CLOSED)
+
+    program_run(program=template("login-outage-2024"), actor=None, as_of=AS_OF, calendar=calendar)
+
+    assert list(ProgramComputation.objects.values_list("program__slug", flat=True)) == ["login-outage-2024"]
