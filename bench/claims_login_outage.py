@@ -16,7 +16,10 @@ database on the server of DATABASE_URL, migrate it, load the data with `manage.p
 3. run — `manage.py program_run login-outage-2024`: wall time, peak RSS;
 4. re-run — the same again over unchanged data (must create and update nothing): no input changed since
    the run, so it skips computing (claims.inputs);
-5. recompute — `program_run --recompute`: the re-run computing everything anyway (for comparison).
+5. recompute — `program_run --recompute`: the re-run computing everything anyway (for comparison);
+6. write floor — the run's rows copied by one INSERT … SELECT per table into fresh tables with only the
+   keys the issue requires (no foreign keys, history or other index), rolled back: the least any run
+   must write, to set beside the read-only floor.
 
 The floor statement runs three times (a fresh TEMP table each time) and the fastest counts: the first
 reads the tables into shared buffers, which the preview and runs then find warm. Its first (cold)
@@ -107,6 +110,39 @@ def measure_floor(url: str) -> tuple[list[float], int, int]:
     return runs, int(customers), int(total)
 
 
+# The least any run must write: the run's rows copied, by one INSERT … SELECT each, into fresh tables that
+# carry only the keys the issue itself requires (one claim per program and subject; one line per claim
+# and position; a UNIQUE grant key) — no foreign keys, no audit history, no secondary index. Rolled back.
+WRITE_FLOOR_SQL = (
+    "CREATE TABLE wf_grant (LIKE claims_grant INCLUDING DEFAULTS INCLUDING IDENTITY)",
+    "ALTER TABLE wf_grant ADD PRIMARY KEY (id), ADD UNIQUE (grant_key)",
+    "CREATE TABLE wf_claim (LIKE claims_claim INCLUDING DEFAULTS INCLUDING IDENTITY)",
+    "ALTER TABLE wf_claim ADD PRIMARY KEY (id), ADD UNIQUE (program_id, subject)",
+    "CREATE TABLE wf_line (LIKE claims_claimline INCLUDING DEFAULTS INCLUDING IDENTITY)",
+    "ALTER TABLE wf_line ADD PRIMARY KEY (id), ADD UNIQUE (claim_id, position)",
+    "CHECKPOINT",
+    "INSERT INTO wf_grant SELECT g.* FROM claims_grant g JOIN claims_program p ON p.id = g.program_id"
+    " WHERE p.slug = %(program)s ORDER BY g.grant_key",
+    "INSERT INTO wf_claim SELECT c.* FROM claims_claim c JOIN claims_program p ON p.id = c.program_id"
+    " WHERE p.slug = %(program)s ORDER BY c.subject",
+    "INSERT INTO wf_line SELECT l.* FROM claims_claimline l JOIN wf_claim c ON c.id = l.claim_id",
+)
+
+
+def measure_write_floor(url: str) -> dict[str, float]:
+    """Seconds of each INSERT of WRITE_FLOOR_SQL (grants, claims, lines), in a transaction rolled back."""
+    seconds: dict[str, float] = {}
+    with base.connect(url) as connection:
+        connection.execute("BEGIN")
+        for statement in WRITE_FLOOR_SQL:
+            started = time.monotonic()
+            connection.execute(statement, {"program": PROGRAM} if "%(" in statement else None)
+            if statement.startswith("INSERT"):
+                seconds[statement.split()[2]] = time.monotonic() - started
+        connection.execute("ROLLBACK")
+    return seconds
+
+
 def claim_counts(url: str) -> dict[str, int]:
     query = """
         SELECT count(c.id), count(*) FILTER (WHERE c.eligible), COALESCE(sum(c.amount_jpy), 0),
@@ -164,6 +200,16 @@ def print_report(result: dict[str, Any]) -> None:
             f"| {step} | {figures['seconds']:.2f} | {fmt(ratio, '{:.2f}')} | {figures['peak_rss_mb']:.0f} | "
             f"{fmt(figures['eligible'], '{:,}')} | {fmt(figures['total_jpy'], '{:,}')} | "
             f"{'yes' if matches else 'NO'} | {figures['counts']} |"
+        )
+    write_floor = result.get("write_floor")
+    if write_floor:
+        bare = sum(write_floor.values())
+        print()
+        print(
+            "Write floor (the run's grants, claims and lines copied by INSERT … SELECT into tables with only "
+            f"their required keys; no foreign keys, history or other index): {bare:.2f} s "
+            f"({', '.join(f'{table} {s:.2f}' for table, s in write_floor.items())}) = {bare / floor['seconds']:.2f}x "
+            f"the floor; floor + write floor = {(floor['seconds'] + bare) / floor['seconds']:.2f}x"
         )
     run, rerun, recompute = result.get("run"), result.get("rerun"), result.get("recompute")
     if run:
@@ -284,6 +330,9 @@ def run_benchmark(arguments: argparse.Namespace) -> int:
             result[step] = figures
             if measured.exit_code != 0:
                 break
+        if "run" in result and result["run"]["exit_code"] == 0:
+            print("Write floor: the run's rows into tables with the required keys only ...", flush=True)
+            result["write_floor"] = measure_write_floor(database_url)
     finally:
         if not arguments.keep_database:
             with base.connect(server_url) as connection:
