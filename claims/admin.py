@@ -127,6 +127,7 @@ class ProgramRunInline(admin.TabularInline):
         "created",
         "updated",
         "sent_to_rereview",
+        "inputs_unchanged",
         "queued_at",
         "started_at",
         "finished_at",

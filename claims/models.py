@@ -666,6 +666,8 @@ class ProgramRun(models.Model):
     created = models.PositiveIntegerField(_("claims created"), default=0)
     updated = models.PositiveIntegerField(_("claims updated"), default=0)
     sent_to_rereview = models.PositiveIntegerField(_("sent to re-review"), default=0)
+    # No input had changed since the program's last full run: nothing was recomputed (claims.inputs).
+    inputs_unchanged = models.BooleanField(_("inputs unchanged"), default=False)
     queued_at = models.DateTimeField(_("queued at"), auto_now_add=True)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)

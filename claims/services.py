@@ -55,6 +55,8 @@ class ProgramRunResult:
     updated: int
     sent_to_rereview: int
     unchanged: int
+    # False when no input had changed since the last full run and nothing was computed (claims.inputs).
+    computed: bool = True
     # Wall seconds per step of the run (stage, grants, diff, insert, update, …), for the benchmark.
     timings: dict[str, float] = dataclasses.field(default_factory=dict, compare=False)
 
@@ -282,7 +284,13 @@ def program_run(
             if run is not None:
                 ProgramRun.objects.filter(pk=run.pk).update(total=total)
             return ProgramRunResult(
-                total=total, created=0, updated=0, sent_to_rereview=0, unchanged=total, timings=timings
+                total=total,
+                created=0,
+                updated=0,
+                sent_to_rereview=0,
+                unchanged=total,
+                computed=False,
+                timings=timings,
             )
         snapshot = input_snapshot()
         if locked.policy == Policy.COUPON_OUTAGE_2023:
@@ -390,5 +398,6 @@ def program_run_execute(*, run: ProgramRun) -> ProgramRunResult | None:
         created=result.created,
         updated=result.updated,
         sent_to_rereview=result.sent_to_rereview,
+        inputs_unchanged=not result.computed,
     )
     return result

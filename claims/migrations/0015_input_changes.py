@@ -89,5 +89,10 @@ class Migration(migrations.Migration):
                 "verbose_name_plural": "program computations",
             },
         ),
+        migrations.AddField(
+            model_name="programrun",
+            name="inputs_unchanged",
+            field=models.BooleanField(default=False, verbose_name="inputs unchanged"),
+        ),
         migrations.RunPython(create_triggers, drop_triggers),
     ]

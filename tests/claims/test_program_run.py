@@ -351,8 +351,37 @@ def test_task_runs_a_recorded_run_and_records_progress():
     program_run_task(run.pk)
 
     run.refresh_from_db()
-    assert (run.status, run.total, run.processed, run.created) == (ProgramRun.Status.SUCCEEDED, 1, 1, 1)
+    assert (run.status, run.total, run.processed, run.created, run.inputs_unchanged) == (
+        ProgramRun.Status.SUCCEEDED,
+        1,
+        1,
+        1,
+        False,
+    )
     assert run.started_at is not None and run.finished_at is not None
+
+
+@pytest.mark.django_db
+def test_task_records_a_run_that_found_no_input_changed():
+    # Given a program run once
+    premium_member_with_charges()
+    program = template("login-outage-2024")
+    program_run_task(ProgramRun.objects.create(program=program).pk)
+
+    # When it runs again with nothing changed
+    run = ProgramRun.objects.create(program=program)
+    program_run_task(run.pk)
+
+    # Then the run says so: every claim unchanged, nothing recomputed
+    run.refresh_from_db()
+    assert (run.status, run.total, run.processed, run.created, run.updated, run.inputs_unchanged) == (
+        ProgramRun.Status.SUCCEEDED,
+        1,
+        1,
+        0,
+        0,
+        True,
+    )
 
 
 @pytest.mark.django_db
