@@ -7,7 +7,8 @@ full run of a program records, in the same transaction as its claims, the snapsh
 (`pg_current_snapshot()`) and its own transaction id (`ProgramComputation`). The next run skips the
 computation when, for a policy whose result depends on its input tables only (`INCREMENTAL_POLICIES`):
 
-- the engine's code is the same (`engine_revision`: a hash of the modules that compute it), and
+- the engine's code is the same (`engine_revision`: a hash of the modules that compute it), the
+  database the same cluster (`cluster_identifier`) and its transaction ids have not gone back, and
 - every change row is visible in that snapshot (committed before the run started), or is the run's
   own (same transaction id, written no later than the run's last one).
 
@@ -48,28 +49,44 @@ INPUT_TABLES = (
 # the agents' duplicate confirmations): they always compute.
 INCREMENTAL_POLICIES = frozenset({Policy.LOGIN_OUTAGE_2024})
 
-_ENGINE_MODULES = (
-    "claims/engine/login_outage.py",
-    "claims/engine/common.py",
-    "claims/engine/staging.py",
-    "claims/services.py",
-    "claims/inputs.py",
-)
+_CLAIMS_APP = Path(__file__).resolve().parent
+# The engine, the run, the rules' parameters and the statuses and reasons their SQL spells out.
+_ENGINE_SOURCES = ("engine/*.py", "services.py", "inputs.py", "models.py", "parameters.py")
 
 
 @functools.cache
 def engine_revision() -> str:
     """A hash of the code that computes claims: a deploy that changes it makes the next run compute."""
-    root = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    for name in _ENGINE_MODULES:
-        digest.update(name.encode())
-        digest.update((root / name).read_bytes())
+    for pattern in _ENGINE_SOURCES:
+        for path in sorted(_CLAIMS_APP.glob(pattern)):
+            digest.update(path.relative_to(_CLAIMS_APP).as_posix().encode())
+            digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
+# The cluster's identifier (pg_control_system(), executable by PUBLIC unless a host revoked it: then '').
+# A database restored from a dump into another cluster starts a new transaction-id history, in which
+# the recorded snapshot means nothing.
+CLUSTER_SQL = """
+SELECT CASE WHEN has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')
+            THEN (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) ELSE '' END
+"""
+
+
+def cluster_identifier() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(CLUSTER_SQL)
+        (identifier,) = cursor.fetchone()
+    return str(identifier)
+
+
 CHANGED_SINCE_SQL = """
-SELECT EXISTS (
+-- Transaction ids only grow in one database history: the newest one known (completed, or our own when
+-- the recorded run was in this very transaction) below the recorded run's means another history.
+SELECT GREATEST(pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
+                COALESCE(pg_current_xact_id_if_assigned()::text::bigint, 0)) < %(own_transaction)s
+OR EXISTS (
     -- The run's own transaction: PostgreSQL leaves a transaction's own id out of its snapshot, so the
     -- snapshot cannot tell; its change rows after the run's last one are changes.
     SELECT 1 FROM claims_inputchange ch
@@ -91,6 +108,8 @@ def program_inputs_unchanged(*, program: Program) -> bool:
         return False
     computation = ProgramComputation.objects.filter(program=program).first()
     if computation is None or computation.engine_revision != engine_revision():
+        return False
+    if computation.cluster != cluster_identifier():
         return False
     with connection.cursor() as cursor:
         cursor.execute(
@@ -115,15 +134,15 @@ def input_snapshot() -> str:
 
 RECORD_SQL = """
 INSERT INTO claims_programcomputation (program_id, snapshot, transaction_id, last_change_id, engine_revision,
-                                       computed_at)
+                                       cluster, computed_at)
 SELECT %(program)s, %(snapshot)s, x.id,
        COALESCE((SELECT max(ch.id) FROM claims_inputchange ch WHERE ch.transaction_id = x.id), 0),
-       %(revision)s, now()
+       %(revision)s, %(cluster)s, now()
   FROM (SELECT pg_current_xact_id()::text::bigint AS id) x
     ON CONFLICT (program_id) DO UPDATE
    SET snapshot = EXCLUDED.snapshot, transaction_id = EXCLUDED.transaction_id,
        last_change_id = EXCLUDED.last_change_id, engine_revision = EXCLUDED.engine_revision,
-       computed_at = EXCLUDED.computed_at
+       cluster = EXCLUDED.cluster, computed_at = EXCLUDED.computed_at
 """
 
 # Change rows no recorded computation can need: older than every kept snapshot's xmin, and a day old
@@ -144,5 +163,13 @@ def program_computation_record(*, program: Program, snapshot: str) -> None:
     if program.policy not in INCREMENTAL_POLICIES:
         return
     with connection.cursor() as cursor:
-        cursor.execute(RECORD_SQL, {"program": program.pk, "snapshot": snapshot, "revision": engine_revision()})
+        cursor.execute(
+            RECORD_SQL,
+            {
+                "program": program.pk,
+                "snapshot": snapshot,
+                "revision": engine_revision(),
+                "cluster": cluster_identifier(),
+            },
+        )
         cursor.execute(PRUNE_SQL, {"closed": Program.Status.CLOSED})

@@ -710,6 +710,9 @@ class ProgramComputation(models.Model):
     # running the program inside a larger transaction).
     last_change_id = models.BigIntegerField(_("last change of the run"))
     engine_revision = models.CharField(_("engine revision"), max_length=64)
+    # PostgreSQL's system identifier ('' where the host does not let us read it): snapshots and
+    # transaction ids mean something only in the cluster that issued them.
+    cluster = models.CharField(_("database cluster"), max_length=32, blank=True)
     computed_at = models.DateTimeField(_("computed at"))
 
     class Meta:

@@ -82,6 +82,7 @@ class Migration(migrations.Migration):
                 ("transaction_id", models.BigIntegerField(verbose_name="transaction id")),
                 ("last_change_id", models.BigIntegerField(verbose_name="last change of the run")),
                 ("engine_revision", models.CharField(max_length=64, verbose_name="engine revision")),
+                ("cluster", models.CharField(blank=True, max_length=32, verbose_name="database cluster")),
                 ("computed_at", models.DateTimeField(verbose_name="computed at")),
             ],
             options={

@@ -202,6 +202,38 @@ def test_a_new_engine_revision_makes_the_next_run_compute(calendar, monkeypatch)
 
 
 @pytest.mark.django_db
+def test_a_database_of_another_cluster_makes_the_next_run_compute(calendar):
+    # Given a computed program whose record says another cluster issued its snapshot (a restored dump)
+    premium_member_with_charges()
+    program = template("login-outage-2024")
+    program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+    recorded = ProgramComputation.objects.get(program=program).cluster
+    ProgramComputation.objects.filter(program=program).update(cluster="another")
+
+    result = program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+
+    assert recorded != "another"
+    assert computed(result)
+    assert ProgramComputation.objects.get(program=program).cluster == recorded
+
+
+@pytest.mark.django_db
+def test_transaction_ids_that_went_back_make_the_next_run_compute(calendar):
+    # Given a computed program whose recorded transaction id is ahead of this database's (another
+    # history), and no change row at all (so only the transaction ids can tell)
+    premium_member_with_charges()
+    program = template("login-outage-2024")
+    program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+    ProgramComputation.objects.filter(program=program).update(transaction_id=2**62)
+    InputChange.objects.all().delete()
+
+    result = program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+
+    assert computed(result)
+    assert ProgramComputation.objects.get(program=program).transaction_id < 2**62
+
+
+@pytest.mark.django_db
 def test_policies_that_depend_on_the_day_always_compute(calendar):
     ChargeFactory.create(amount_jpy=3000, charged_at=jst(2024, 9, 1, 3))
     program = template("autorenew-60day")
