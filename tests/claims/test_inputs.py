@@ -2,7 +2,6 @@
 
 import datetime as dt
 import re
-import threading
 
 import pytest
 from django.db import connection
@@ -13,6 +12,7 @@ from claims.models import Claim, ClaimStatus, Grant, InputChange, Program, Progr
 from claims.services import program_run
 from support_portal.customers.models import Charge, Login, Subscription
 from tests.claims.factories import LoginFactory, SubmissionFactory, jst, template
+from tests.claims.helpers import on_another_connection
 from tests.claims.test_program_run import AS_OF, claims_table_counts, earlier_program, premium_member_with_charges
 from tests.factories import ChargeFactory, CustomerFactory, PlanFactory
 
@@ -25,15 +25,10 @@ def another_transaction_commits():
     """
 
     def commit_one():
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_current_xact_id()")
-        finally:
-            connection.close()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_current_xact_id()")
 
-    thread = threading.Thread(target=commit_one)
-    thread.start()
-    thread.join()
+    on_another_connection(commit_one)
 
 
 def computed(result):
@@ -259,21 +254,16 @@ def test_a_change_committed_while_the_run_computed_makes_the_next_run_compute(ca
         if not committed:
 
             def add_november_charge():
-                try:
-                    charge = ChargeFactory.create(
-                        subscription=subscription,
-                        amount_jpy=550,
-                        charged_at=jst(2024, 11, 1, 3),
-                        period_start=dt.date(2024, 11, 1),
-                        period_end=dt.date(2024, 12, 1),
-                    )
-                    committed.append(charge.pk)
-                finally:
-                    connection.close()
+                charge = ChargeFactory.create(
+                    subscription=subscription,
+                    amount_jpy=550,
+                    charged_at=jst(2024, 11, 1, 3),
+                    period_start=dt.date(2024, 11, 1),
+                    period_end=dt.date(2024, 12, 1),
+                )
+                committed.append(charge.pk)
 
-            thread = threading.Thread(target=add_november_charge)
-            thread.start()
-            thread.join()
+            on_another_connection(add_november_charge)
 
     monkeypatch.setattr(staging, "stage", stage_then_another_connection_commits)
     first = program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)

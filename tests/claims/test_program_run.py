@@ -18,7 +18,7 @@ from claims.services import ProgramNotRunnable, program_claims_submit_for_review
 from claims.tasks import program_run_task
 from support_portal.customers.models import Charge, Login
 from tests.claims.factories import LoginFactory, SubmissionFactory, jst, template
-from tests.claims.helpers import rows
+from tests.claims.helpers import on_another_connection, rows
 from tests.factories import ChargeFactory, PlanFactory, SubscriptionFactory, UserFactory
 
 AS_OF = jst(2025, 2, 10, 9)
@@ -251,15 +251,7 @@ def test_keys_another_run_commits_after_our_exclusion_step_are_still_theirs(cale
         if program.pk == second.pk and not paused:
             paused.append(program.pk)
 
-            def other_run():
-                try:
-                    program_run(program=first, actor=None, as_of=AS_OF, calendar=calendar)
-                finally:
-                    connection.close()
-
-            thread = threading.Thread(target=other_run)
-            thread.start()
-            thread.join()
+            on_another_connection(lambda: program_run(program=first, actor=None, as_of=AS_OF, calendar=calendar))
 
     monkeypatch.setattr(staging, "exclude_held_elsewhere", exclude_then_the_other_run_commits)
 
