@@ -8,7 +8,8 @@ full run of a program records, in the same transaction as its claims, the snapsh
 computation when, for a policy whose result depends on its input tables only (`INCREMENTAL_POLICIES`):
 
 - the engine's code is the same (`engine_revision`: a hash of the modules that compute it), the
-  database the same cluster (`cluster_identifier`) and its transaction ids have not gone back, and
+  database the same cluster (`CLUSTER`: PostgreSQL's system identifier) and its transaction ids have
+  not gone back, and
 - every change row is visible in that snapshot (committed before the run started), or is the run's
   own (same transaction id, written no later than the run's last one).
 
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from django.db import connection
 
+from claims.engine.common import fetch_all
 from claims.models import Policy, Program, ProgramComputation
 
 # What the login-outage-2024 engine and program_run read (claims.engine.login_outage STAGE_SQL, the
@@ -68,23 +70,15 @@ def engine_revision() -> str:
 # The cluster's identifier (pg_control_system(), executable by PUBLIC unless a host revoked it: then '').
 # A database restored from a dump into another cluster starts a new transaction-id history, in which
 # the recorded snapshot means nothing.
-CLUSTER_SQL = """
-SELECT CASE WHEN has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')
-            THEN (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) ELSE '' END
-"""
+CLUSTER = """(CASE WHEN has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')
+            THEN (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) ELSE '' END)"""
 
 
-def cluster_identifier() -> str:
-    with connection.cursor() as cursor:
-        cursor.execute(CLUSTER_SQL)
-        (identifier,) = cursor.fetchone()
-    return str(identifier)
-
-
-CHANGED_SINCE_SQL = """
+CHANGED_SINCE_SQL = f"""
+SELECT %(cluster)s <> {CLUSTER}
 -- Transaction ids only grow in one database history: the newest one known (completed, or our own when
 -- the recorded run was in this very transaction) below the recorded run's means another history.
-SELECT GREATEST(pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
+OR GREATEST(pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
                 COALESCE(pg_current_xact_id_if_assigned()::text::bigint, 0)) < %(own_transaction)s
 OR EXISTS (
     -- The run's own transaction: PostgreSQL leaves a transaction's own id out of its snapshot, so the
@@ -109,35 +103,30 @@ def program_inputs_unchanged(*, program: Program) -> bool:
     computation = ProgramComputation.objects.filter(program=program).first()
     if computation is None or computation.engine_revision != engine_revision():
         return False
-    if computation.cluster != cluster_identifier():
-        return False
-    with connection.cursor() as cursor:
-        cursor.execute(
-            CHANGED_SINCE_SQL,
-            {
-                "snapshot": computation.snapshot,
-                "own_transaction": computation.transaction_id,
-                "own_last_change": computation.last_change_id,
-            },
-        )
-        (changed,) = cursor.fetchone()
+    [(changed,)] = fetch_all(
+        CHANGED_SINCE_SQL,
+        {
+            "cluster": computation.cluster,
+            "snapshot": computation.snapshot,
+            "own_transaction": computation.transaction_id,
+            "own_last_change": computation.last_change_id,
+        },
+    )
     return not changed
 
 
 def input_snapshot() -> str:
     """The snapshot a full run starts from (READ COMMITTED: what every later statement sees at least)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_current_snapshot()::text")
-        (snapshot,) = cursor.fetchone()
+    [(snapshot,)] = fetch_all("SELECT pg_current_snapshot()::text", {})
     return str(snapshot)
 
 
-RECORD_SQL = """
+RECORD_SQL = f"""
 INSERT INTO claims_programcomputation (program_id, snapshot, transaction_id, last_change_id, engine_revision,
                                        cluster, computed_at)
 SELECT %(program)s, %(snapshot)s, x.id,
        COALESCE((SELECT max(ch.id) FROM claims_inputchange ch WHERE ch.transaction_id = x.id), 0),
-       %(revision)s, %(cluster)s, now()
+       %(revision)s, {CLUSTER}, now()
   FROM (SELECT pg_current_xact_id()::text::bigint AS id) x
     ON CONFLICT (program_id) DO UPDATE
    SET snapshot = EXCLUDED.snapshot, transaction_id = EXCLUDED.transaction_id,
@@ -163,13 +152,5 @@ def program_computation_record(*, program: Program, snapshot: str) -> None:
     if program.policy not in INCREMENTAL_POLICIES:
         return
     with connection.cursor() as cursor:
-        cursor.execute(
-            RECORD_SQL,
-            {
-                "program": program.pk,
-                "snapshot": snapshot,
-                "revision": engine_revision(),
-                "cluster": cluster_identifier(),
-            },
-        )
+        cursor.execute(RECORD_SQL, {"program": program.pk, "snapshot": snapshot, "revision": engine_revision()})
         cursor.execute(PRUNE_SQL, {"closed": Program.Status.CLOSED})
