@@ -11,20 +11,28 @@ Running it again changes nothing. Needs PostgreSQL (the engine is SQL).
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db.models import Count
 
 from claims.engine import EngineNeedsPostgreSQL, require_postgresql
 from claims.models import Claim, ClaimDecision, ClaimStatus, Policy, Program, RejectReason
 from claims.review import ClaimDecisionRefused, claim_approve, claim_reject, claim_request_info
 from claims.services import program_claims_submit_for_review, program_run, program_set_status
-from support_portal.core.demo_users import demo_users_create
+from support_portal.core.demo_users import (
+    demo_allow_production_argument,
+    demo_refuse_in_production,
+    demo_users_create,
+)
 
 
 class Command(BaseCommand):
     help = "Sets up the seven programs with claims in every review state for the demo customers (idempotent)."
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        demo_allow_production_argument(parser)
+
     def handle(self, *args: Any, **options: Any) -> None:
+        demo_refuse_in_production(command="demo_claims", allowed=options["allow_production"])
         try:
             require_postgresql()
         except EngineNeedsPostgreSQL as exc:

@@ -14,7 +14,7 @@ import datetime as dt
 from typing import Any
 
 from django.core.mail import get_connection
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
@@ -26,7 +26,11 @@ from payouts.models import BatchStatus, NoticeStatus, Payout, PayoutBatch, Payou
 from payouts.notices import payout_notice_record_bounce, payout_notice_resend, payout_notices_send
 from payouts.providers import registered_methods
 from payouts.services import payout_transition
-from support_portal.core.demo_users import demo_users_create
+from support_portal.core.demo_users import (
+    demo_allow_production_argument,
+    demo_refuse_in_production,
+    demo_users_create,
+)
 
 DEMO_NOTE = "demo (demo_payouts)"
 WANTED = 12
@@ -35,7 +39,11 @@ WANTED = 12
 class Command(BaseCommand):
     help = "Creates payouts in every state (and their notices) for the demo approved claims (idempotent)."
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        demo_allow_production_argument(parser)
+
     def handle(self, *args: Any, **options: Any) -> None:
+        demo_refuse_in_production(command="demo_payouts", allowed=options["allow_production"])
         if connection.vendor != "postgresql":
             self.stdout.write("demo_payouts skipped: payouts are created set-based on PostgreSQL (set DATABASE_URL)")
             return
