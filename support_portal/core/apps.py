@@ -1,4 +1,6 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
@@ -8,4 +10,19 @@ class CoreConfig(AppConfig):
     verbose_name = _("Operations")
 
     def ready(self) -> None:
+        from celery.signals import task_postrun, task_prerun  # noqa: PLC0415
+
         from support_portal.core import checks  # noqa: F401, PLC0415 - registers the database check
+        from support_portal.core.audit import (  # noqa: PLC0415 - app registry
+            audit_database_functions_install,
+            audit_session_label_apply,
+            audit_task_finished,
+            audit_task_started,
+        )
+
+        # Once per migrate (sender=self), after every app's migrations: see audit.py.
+        post_migrate.connect(audit_database_functions_install, sender=self, dispatch_uid="core_audit_functions")
+        # Every session says which process or Celery task it is (`application_name`, in the audit context).
+        connection_created.connect(audit_session_label_apply, dispatch_uid="core_audit_session_label")
+        task_prerun.connect(audit_task_started, dispatch_uid="core_audit_task_started")
+        task_postrun.connect(audit_task_finished, dispatch_uid="core_audit_task_finished")
