@@ -25,6 +25,7 @@ import json
 from typing import Any
 
 import pghistory
+import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -32,6 +33,7 @@ from django.utils.translation import gettext_lazy as _
 
 from claims.models import Claim, PayoutMethod, Program
 from payouts import crypto
+from support_portal.core.audit import decision_history
 from support_portal.core.masking import mask_secret
 from support_portal.customers.models import Customer
 
@@ -195,6 +197,8 @@ class PayoutTransition(models.Model):
     class Meta:
         verbose_name = _("payout transition")
         verbose_name_plural = _("payout transitions")
+        # Append-only: the database refuses UPDATE and DELETE, whoever asks (docs/audit.md).
+        triggers = [pgtrigger.Protect(name="append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
         ordering = ["payout", "at", "id"]
 
     def __str__(self) -> str:
@@ -218,6 +222,20 @@ class RevealedSecret:
         return mask_payout_secret(self.code or self.url)
 
 
+def secret_history() -> Any:
+    """`set_history()` without the ciphertext: an event records that the secret of a payout was written,
+    changed (any column, the ciphertext included: named in the condition) or deleted, with its masked
+    value, but never copies the encrypted code into the event table."""
+    return pghistory.track(
+        pghistory.InsertEvent("insert"),
+        pghistory.UpdateEvent("update", condition=pghistory.AnyChange("payout", "ciphertext", "masked", "created_at")),
+        pghistory.DeleteEvent("delete"),
+        exclude=["ciphertext"],
+        level=pghistory.Statement,
+    )
+
+
+@secret_history()
 class PayoutSecret(models.Model):
     """The voucher code / PIN / receive URL of an issued payout, encrypted (Fernet token, never plaintext)."""
 
@@ -285,6 +303,7 @@ BATCH_STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
+@decision_history()
 class PayoutBatch(models.Model):
     """A run that issues many payouts of one program (optionally one method), chunk by chunk.
 
@@ -364,6 +383,8 @@ class PayoutBatchTransition(models.Model):
     class Meta:
         verbose_name = _("payout batch transition")
         verbose_name_plural = _("payout batch transitions")
+        # Append-only: the database refuses UPDATE and DELETE, whoever asks (docs/audit.md).
+        triggers = [pgtrigger.Protect(name="append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
         ordering = ["batch", "at", "id"]
 
     def __str__(self) -> str:
@@ -393,6 +414,7 @@ class NoticeLanguage(models.TextChoices):
     EN = "en", _("English")
 
 
+@set_history()
 class PayoutNotice(models.Model):
     """The transactional outbox of customer notices: one row per (payout, kind, sequence).
 
@@ -463,6 +485,7 @@ class SimulatedSms(models.Model):
         return self.reference
 
 
+@decision_history()
 class ProgramPayoutPolicy(models.Model):
     """Payout settings of one program (kept on the payouts side; absent = the defaults below)."""
 

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -112,8 +113,9 @@ class ExportStatus(models.TextChoices):
 class ZenginExport(models.Model):
     """One 総合振込 file. The bytes are kept (the file sent to the bank is evidence); sha256 identifies it.
 
-    Not under decision_history (the snapshots would copy the file): written once, its status moves only
-    when results are imported, and every action on it is a BankingEvent."""
+    Not under decision_history (the snapshots would copy the file): written once (append-only: database
+    triggers refuse any change but its status, and every delete), its status moves only when results are
+    imported, and every action on it is a BankingEvent."""
 
     transfer_date = models.DateField(_("transfer date (取組日)"))
     sender_key = models.CharField(_("sender account"), max_length=32)
@@ -138,6 +140,14 @@ class ZenginExport(models.Model):
             ("view_finance_report", _("Can see the payout reconciliation report")),
         ]
         constraints = [models.UniqueConstraint(fields=["sha256"], name="zengin_export_sha256_unique")]
+        # Append-only: the file sent to the bank is evidence. Only its status may move (when the bank's
+        # result is imported, itself a BankingEvent); any other change and any delete is refused.
+        triggers = [
+            pgtrigger.Protect(name="append_only_delete", operation=pgtrigger.Delete),
+            pgtrigger.Protect(
+                name="append_only_update", operation=pgtrigger.Update, condition=pgtrigger.AnyChange(exclude=["status"])
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"export {self.pk} ({self.transfer_date}, {self.total_count} transfers, ¥{self.total_amount_jpy:,})"

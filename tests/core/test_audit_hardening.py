@@ -5,10 +5,6 @@ production gives the web and the workers (DML rights only, owns nothing), switch
 try to change audited rows without trace.
 """
 
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pghistory.models
 import pytest
 from django.apps import apps
@@ -17,41 +13,10 @@ from django.db import InternalError, ProgrammingError, connection, transaction
 from claims.models import Program
 from support_portal.celery import app as celery_app
 from support_portal.core.audit import audit_context
+from tests.db_roles import as_role, ignore_every_trigger
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
-
-EVERY_TRIGGER_SQL = "SELECT '{' || string_agg(tgname, ',') || '}' FROM pg_trigger WHERE NOT tgisinternal"
-
-
-@pytest.fixture
-def app_role() -> str:
-    """A role like production's application role: SELECT/INSERT/UPDATE/DELETE on every table, nothing owned
-    (no TRUNCATE, no DDL). Created inside the test's transaction, so it is gone afterwards."""
-    role = f"audit_probe_{uuid.uuid4().hex[:8]}"
-    with connection.cursor() as cursor:
-        cursor.execute(f"CREATE ROLE {role} NOLOGIN NOSUPERUSER NOINHERIT")
-        cursor.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
-        cursor.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
-        cursor.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
-    return role
-
-
-@contextmanager
-def as_role(role: str) -> Iterator[None]:
-    with connection.cursor() as cursor:
-        cursor.execute(f"SET ROLE {role}")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("RESET ROLE")
-
-
-def ignore_every_trigger(cursor) -> None:
-    """What an insider would try: tell every trigger pgtrigger installed to skip (its documented escape)."""
-    cursor.execute(EVERY_TRIGGER_SQL)
-    cursor.execute("SELECT set_config('pgtrigger.ignore', %s, true)", [cursor.fetchone()[0]])
 
 
 def program_events(program: Program) -> list[tuple[str, str, dict | None]]:
