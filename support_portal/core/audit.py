@@ -73,13 +73,16 @@ RETURNS BOOLEAN AS $$
             SELECT INTO _pgtrigger_ignore CURRENT_SETTING('pgtrigger.ignore');
             EXCEPTION WHEN OTHERS THEN
         END;
-        IF _pgtrigger_ignore IS NULL OR (trigger_name = ANY(_pgtrigger_ignore)) IS NOT TRUE THEN
+        IF _pgtrigger_ignore IS NOT NULL THEN
+            IF trigger_name = ANY(_pgtrigger_ignore) THEN
+                -- audit hardening (support_portal.core.audit): only the database owner's members may
+                -- ignore (pg_database_owner: the current database's owner, implicitly; cached per session)
+                RETURN pg_has_role(current_user, 'pg_database_owner', 'MEMBER');
+            END IF;
+            RETURN FALSE;
+        ELSE
             RETURN FALSE;
         END IF;
-        -- audit hardening (support_portal.core.audit): only the database owner's members may ignore
-        RETURN pg_has_role(
-            current_user, (SELECT datdba FROM pg_database WHERE datname = current_database()), 'MEMBER'
-        );
     END;
 $$ LANGUAGE plpgsql;
 """

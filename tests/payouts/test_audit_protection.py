@@ -5,6 +5,8 @@ skip (`pgtrigger.ignore`): refused or recorded all the same, and the event names
 """
 
 import datetime as dt
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from django.apps import apps
@@ -31,13 +33,13 @@ pytestmark = pytest.mark.django_db
 REFUSED = (ProgrammingError, InternalError)
 
 
-def raw_as_app_role(role: str, sql: str, params: list[object]) -> None:
+def raw_as_app_role(role: str, sql: str, params: Sequence[Any]) -> None:
     with as_role(role), transaction.atomic(), connection.cursor() as cursor:
         ignore_every_trigger(cursor)
         cursor.execute(sql, params)
 
 
-def refused_as_app_role(role: str, sql: str, params: list[object]) -> None:
+def refused_as_app_role(role: str, sql: str, params: Sequence[Any]) -> None:
     with pytest.raises(REFUSED, match="Cannot"):
         raw_as_app_role(role, sql, params)
 
