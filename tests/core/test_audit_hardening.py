@@ -13,7 +13,7 @@ from django.db import InternalError, ProgrammingError, connection, transaction
 from claims.models import Program
 from support_portal.celery import app as celery_app
 from support_portal.core.audit import audit_context
-from tests.db_roles import as_role, ignore_every_trigger
+from tests.db_roles import app_role_create, as_role, ignore_every_trigger
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -142,3 +142,23 @@ def test_a_celery_task_writing_outside_audit_context_is_named_as_the_system_job(
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('application_name')")
         assert cursor.fetchone()[0] != "system:tests.audit_hardening.rename_program"
+
+
+def test_a_non_superuser_owner_role_and_its_members_may_ignore_triggers(app_role):
+    # Given the database owned by a plain role (production's owner role), and a migration role in it
+    owner, member = app_role_create(), app_role_create()
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER DATABASE {connection.settings_dict['NAME']} OWNER TO {owner}")
+        cursor.execute(f"GRANT {owner} TO {member}")
+    program = Program.objects.create(slug="hardening", name="before", policy="overpayment")
+
+    # When each of them, and the application's role, renames it with every trigger told to skip
+    for role, name in [(owner, "by owner"), (member, "by member"), (app_role, "by app")]:
+        with as_role(role), connection.cursor() as cursor:
+            ignore_every_trigger(cursor)
+            cursor.execute("UPDATE claims_program SET name = %s WHERE id = %s", [name, program.pk])
+            cursor.execute("SELECT set_config('pgtrigger.ignore', NULL, true)")
+
+    # Then only the application role's change is recorded: the owner and its members may skip
+    events = program_events(program)
+    assert [(label, name) for label, name, _context in events] == [("insert", "before"), ("update", "by app")]
