@@ -45,7 +45,9 @@ from payouts.banking.models import (
 )
 from payouts.banking.providers import BANK_TRANSFER_PROVIDER_NAME
 from payouts.models import (
+    BATCH_HOLDING_STATUSES,
     Payout,
+    PayoutBatch,
     PayoutSecret,
     PayoutStatus,
     PayoutTransition,
@@ -273,6 +275,7 @@ WHERE p.method = %(method)s AND p.status = 'created' AND c.status = 'approved'
   AND (p.expires_at IS NULL OR p.expires_at > %(now)s)
   AND (%(program_id)s::bigint IS NULL OR p.program_id = %(program_id)s::bigint)
   AND NOT EXISTS (SELECT 1 FROM {line} l WHERE l.payout_id = p.id)
+  AND NOT EXISTS (SELECT 1 FROM {batch} b WHERE b.id = p.batch_id AND b.status = ANY(%(held)s))
 ORDER BY p.id
 LIMIT %(limit)s
 """
@@ -287,11 +290,18 @@ def bank_payouts_ready_for_export(*, program_id: int | None = None, limit: int =
         claim=Claim._meta.db_table,
         account=BankAccount._meta.db_table,
         line=ZenginExportLine._meta.db_table,
+        batch=PayoutBatch._meta.db_table,
     )
     with connection.cursor() as cursor:
         cursor.execute(
             sql,
-            {"method": PayoutMethod.BANK_TRANSFER, "now": timezone.now(), "program_id": program_id, "limit": limit},
+            {
+                "method": PayoutMethod.BANK_TRANSFER,
+                "now": timezone.now(),
+                "program_id": program_id,
+                "limit": limit,
+                "held": list(BATCH_HOLDING_STATUSES),
+            },
         )
         return [tuple(row) for row in cursor.fetchall()]
 
