@@ -357,7 +357,7 @@ def zengin_export_create(
             sender_key=sender.key,
             sender_label=sender.label,
             file_name=f"sogo_furikomi_{transfer_date:%Y%m%d}_{now.astimezone(JST):%H%M%S}.txt",
-            content=content,
+            content_ciphertext=crypto.encrypt_bytes(content),
             sha256=hashlib.sha256(content).hexdigest(),
             total_count=len(rows),
             total_amount_jpy=sum(row[2] for row in rows),
@@ -445,8 +445,8 @@ def zengin_export_download(*, export: ZenginExport, actor: Actor) -> bytes:
         now = timezone.now()
         ZenginExportDownload.objects.create(export=export, actor_id=actor_id, at=now)
         _event(action=EventAction.EXPORT_DOWNLOADED, actor=actor, now=now, export=export)
-        content = ZenginExport.objects.values_list("content", flat=True).get(pk=export.pk)
-    return bytes(content)
+        ciphertext = ZenginExport.objects.values_list("content_ciphertext", flat=True).get(pk=export.pk)
+    return crypto.decrypt_bytes(ciphertext)
 
 
 # --- imports (bank results, settlement files) ------------------------------------------------------
@@ -615,7 +615,7 @@ def bank_results_import(*, actor: Actor, data: bytes, file_name: str) -> BankRes
                     export=export,
                     file_name=file_name[:200],
                     sha256=sha,
-                    content=data,
+                    content_ciphertext=crypto.encrypt_bytes(data),
                     imported_by_id=actor_id,
                     imported_at=now,
                     rows=len(results),
@@ -691,7 +691,7 @@ def settlement_import(*, actor: Actor, data: bytes, file_name: str) -> Settlemen
                 record = SettlementImport.objects.create(
                     file_name=file_name[:200],
                     sha256=sha,
-                    content=data,
+                    content_ciphertext=crypto.encrypt_bytes(data),
                     imported_by_id=actor_id,
                     imported_at=now,
                     rows=len(rows),
