@@ -96,7 +96,10 @@ def payout_batch_create(
     *, program: Program, actor: Actor, method: str = "", note: str = "", start: bool = False
 ) -> PayoutBatch:
     """A new batch with the payouts of the program's approved claims that have none (one INSERT … SELECT);
-    `start` also starts it (the run task is sent after commit)."""
+    `start` also starts it (the run task is sent after commit). Refused (`nothing_to_pay`, nothing
+    written) when there is none: a second build of the same program at the same time (beat delivered
+    twice, beat and a person) waits for the first on the program row and then finds nothing, so
+    building is idempotent per program and no empty batch is left behind."""
     if method and (method not in registered_methods() or method == PayoutMethod.BANK_TRANSFER):
         raise BatchRefused(code="method_not_supported", message=f"no provider issues {method!r} in a batch")
     with audit_context(actor=actor, action="payout_batch_create"), transaction.atomic():
@@ -109,6 +112,10 @@ def payout_batch_create(
             batch=batch, at=now, actor_id=_actor_id(actor), status_before="", status_after=BatchStatus.SCHEDULED
         )
         created = _insert_payouts(program=program, actor=actor, method=method, batch_id=batch.pk)
+        if created == 0:  # raised inside the transaction: the batch row and its transition roll back
+            raise BatchRefused(
+                code="nothing_to_pay", message=f"program {program.pk}: no approved claim without a payout"
+            )
         if created >= ANALYZE_AFTER:
             # Fresh statistics before the run plans its chunk queries (autovacuum would come later).
             with connection.cursor() as cursor:
@@ -361,12 +368,17 @@ def programs_with_unpaid_approved_claims() -> list[Program]:
 
 
 def payout_batches_build_scheduled() -> list[int]:
-    """The beat job: one started batch per program that has approved claims without payouts."""
+    """The beat job: one started batch per program that has approved claims without payouts. A program
+    another build took meanwhile (it waited on the program row) is skipped, leaving no empty batch."""
     ids = []
     for program in programs_with_unpaid_approved_claims():
-        batch = payout_batch_create(program=program, actor=None, note="scheduled (beat)", start=True)
-        if batch.total_count:
-            ids.append(batch.pk)
+        try:
+            batch = payout_batch_create(program=program, actor=None, note="scheduled (beat)", start=True)
+        except BatchRefused as exc:
+            if exc.code != "nothing_to_pay":
+                raise
+            continue
+        ids.append(batch.pk)
     return ids
 
 

@@ -1,8 +1,11 @@
-"""Encryption at rest of payout secrets (voucher codes, PINs, receive URLs) with Fernet.
+"""Encryption at rest of payout secrets (voucher codes, PINs, receive URLs, bank account numbers and the
+bank files that carry them) with Fernet.
 
 The key comes from the environment variable PAYOUT_ENCRYPTION_KEY (a urlsafe-base64 32-byte Fernet key;
 several keys separated by commas rotate: the first encrypts, all decrypt). Outside production a fixed
 development key is used when the variable is empty; production refuses to encrypt or decrypt without one.
+After adding a key in front, `manage.py rotate_payout_key` re-encrypts every stored token with it, so the
+old key can then be removed.
 """
 
 from __future__ import annotations
@@ -53,6 +56,19 @@ def encrypt(plaintext: str) -> str:
 
 def decrypt(token: str) -> str:
     return _current().decrypt(token.encode()).decode()
+
+
+def encrypt_bytes(data: bytes) -> str:
+    return _current().encrypt(data).decode()
+
+
+def decrypt_bytes(token: str) -> bytes:
+    return _current().decrypt(token.encode())
+
+
+def rotate(token: str) -> str:
+    """The same plaintext encrypted with the first (current) key; raises InvalidToken for an unknown key."""
+    return _current().rotate(token.encode()).decode()
 
 
 def reset_key_cache() -> None:

@@ -294,6 +294,11 @@ class BatchStatus(models.TextChoices):
     COMPLETED = "completed", _("Completed")
 
 
+# A batch in one of these holds its payouts: nothing issues them, sends their notices or writes them into
+# a transfer file (not only its own run) until it runs; a cancelled batch holds its issued ones for good.
+BATCH_HOLDING_STATUSES: tuple[str, ...] = (BatchStatus.SCHEDULED, BatchStatus.PAUSED, BatchStatus.CANCELLED)
+
+
 BATCH_STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
     BatchStatus.SCHEDULED: frozenset({BatchStatus.RUNNING, BatchStatus.PAUSED, BatchStatus.CANCELLED}),
     BatchStatus.RUNNING: frozenset({BatchStatus.PAUSED, BatchStatus.CANCELLED, BatchStatus.COMPLETED}),

@@ -39,11 +39,13 @@ from django.utils import timezone, translation
 from claims.models import Claim, PayoutMethod, Program, Submission
 from payouts import crypto
 from payouts.models import (
+    BATCH_HOLDING_STATUSES,
     NoticeChannel,
     NoticeKind,
     NoticeLanguage,
     NoticeStatus,
     Payout,
+    PayoutBatch,
     PayoutNotice,
     PayoutSecret,
     PayoutStatus,
@@ -330,6 +332,13 @@ class SendResult:
     retry: int = 0
 
 
+# The notices of a scheduled / paused / cancelled batch's payouts wait for the batch to run.
+_HELD_BY_BATCH_SQL = f"""
+SELECT 1 FROM {Payout._meta.db_table} hp JOIN {PayoutBatch._meta.db_table} hb ON hb.id = hp.batch_id
+WHERE hp.id = {PayoutNotice._meta.db_table}.payout_id AND hb.status = ANY(%(held)s)
+"""
+
+
 def _claim(*, limit: int, lease: dt.timedelta, now: dt.datetime) -> list[int]:
     table = PayoutNotice._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
@@ -339,12 +348,13 @@ def _claim(*, limit: int, lease: dt.timedelta, now: dt.datetime) -> list[int]:
             WHERE id IN (
                 SELECT id FROM {table}
                 WHERE status = 'pending' AND (lease_until IS NULL OR lease_until < %(now)s)
+                  AND NOT EXISTS ({_HELD_BY_BATCH_SQL})
                 ORDER BY id LIMIT %(limit)s
                 FOR UPDATE SKIP LOCKED
             )
             RETURNING id
             """,
-            {"until": now + lease, "now": now, "limit": limit},
+            {"until": now + lease, "now": now, "limit": limit, "held": list(BATCH_HOLDING_STATUSES)},
         )
         return sorted(row[0] for row in cursor.fetchall())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from claims.models import ClaimStatus, PayoutMethod
-from payouts.models import Payout, PayoutSecret, PayoutStatus
+from payouts.models import BATCH_HOLDING_STATUSES, Payout, PayoutSecret, PayoutStatus
 from payouts.providers import registered_methods
 
 
@@ -25,6 +25,11 @@ def payout_ids_due_for_issue(*, older_than: dt.datetime, limit: int) -> list[int
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     )
+
+
+def payout_held_by_batch(*, payout_id: int) -> bool:
+    """Whether the payout's batch is scheduled, paused or cancelled (it must wait for its batch)."""
+    return Payout.objects.filter(pk=payout_id, batch__status__in=BATCH_HOLDING_STATUSES).exists()
 
 
 def payout_masked_code(*, payout: Payout) -> str:

@@ -23,9 +23,11 @@ from claims.models import Claim, ClaimStatus, Program, Submission
 from claims.review import claim_approve
 from payouts import crypto
 from payouts.models import (
+    BATCH_HOLDING_STATUSES,
     LIVE_PAYOUT_STATUSES,
     PAYOUT_STATUS_TRANSITIONS,
     Payout,
+    PayoutBatch,
     PayoutNotice,
     PayoutSecret,
     PayoutSecretReveal,
@@ -58,6 +60,7 @@ class RefusalCode:
     NO_ACTOR = "no_actor"
     REASON_REQUIRED = "reason_required"
     NO_SECRET = "no_secret"  # noqa: S105 - a refusal code, not a password
+    BATCH_HELD = "batch_held"
 
 
 class PayoutRefused(Exception):
@@ -231,6 +234,19 @@ def _check_claim(claim: Claim, payout: Payout) -> None:
         )
 
 
+def _check_batch(payout: Payout) -> None:
+    """A payout of a scheduled / paused / cancelled batch waits for its batch (issued by its run only)."""
+    if payout.batch_id is None:
+        return
+    status = PayoutBatch.objects.filter(pk=payout.batch_id).values_list("status", flat=True).first()
+    if status in BATCH_HOLDING_STATUSES:
+        raise PayoutRefused(
+            code=RefusalCode.BATCH_HELD,
+            message=f"payout {payout.pk}: its batch {payout.batch_id} is {status}",
+            payout_id=payout.pk,
+        )
+
+
 def _issue_in_transaction(*, payout_id: int, actor: Actor) -> _IssueOutcome:
     with audit_context(actor=actor, action="payout_issue"), transaction.atomic():
         claim_id = Payout.objects.filter(pk=payout_id).values_list("claim_id", flat=True).first()
@@ -241,6 +257,7 @@ def _issue_in_transaction(*, payout_id: int, actor: Actor) -> _IssueOutcome:
         if payout is None or claim is None or not payout.can_issue():
             return _IssueOutcome(payout=payout)
         _check_claim(claim, payout)
+        _check_batch(payout)
         now = timezone.now()
         if payout.expires_at is not None and now > payout.expires_at:
             _move(payout, to=PayoutStatus.EXPIRED, actor=actor, now=now, note="receipt deadline passed before issue")

@@ -12,7 +12,7 @@ from payouts.batches import batch_ids_stalled, payout_batch_run, payout_batches_
 from payouts.models import NoticeStatus, PayoutNotice
 from payouts.notices import payout_notices_send, payout_reminders_queue
 from payouts.providers.base import ProviderTemporaryError
-from payouts.selectors import payout_ids_due_for_issue
+from payouts.selectors import payout_held_by_batch, payout_ids_due_for_issue
 from payouts.services import PayoutRefused, payout_issue, payouts_expire_unclaimed
 from support_portal.core.enqueue import enqueue_on_commit
 
@@ -38,6 +38,9 @@ BATCH_RECHECK_SECONDS = 30
 def payout_issue_task(payout_id: int) -> None:
     """Issues one payout; a repeat or a payout past `created` does nothing. After the last retry the
     payout stays `created` with its error recorded, and the sweep sends it again later."""
+    if payout_held_by_batch(payout_id=payout_id):  # a paused batch's payout waits (the service refuses too)
+        logger.info("payout held by its batch", extra={"payout_id": payout_id})
+        return
     try:
         payout_issue(payout_id=payout_id)
     except PayoutRefused as exc:

@@ -208,7 +208,7 @@ class ZenginExportAdmin(ReadOnlyAdmin):
     change_form_template = "banking/admin/export_change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> Any:
-        return super().get_queryset(request).defer("content")
+        return super().get_queryset(request).defer("content_ciphertext")
 
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view
@@ -264,7 +264,7 @@ class ZenginExportAdmin(ReadOnlyAdmin):
     def download_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         if not request.user.has_perm(EXPORT_PERMISSION):
             raise PermissionDenied
-        export = get_object_or_404(ZenginExport.objects.defer("content"), pk=pk)
+        export = get_object_or_404(ZenginExport.objects.defer("content_ciphertext"), pk=pk)
         if request.method != "POST":  # the download is recorded: only on the page's button
             return HttpResponseRedirect(reverse("admin:banking_zenginexport_change", args=[pk]))
         content = zengin_export_download(export=export, actor=request.user)
@@ -387,10 +387,10 @@ class _ImportAdmin(ReadOnlyAdmin):
     list_display = ("file_name", "imported_at", "imported_by", "rows", "settled_count", "failed_count", "outcome")
     list_filter = ("outcome",)
     list_select_related = ("imported_by",)
-    exclude = ("content",)
+    exclude = ("content_ciphertext",)
 
     def get_queryset(self, request: HttpRequest) -> Any:
-        return super().get_queryset(request).defer("content")
+        return super().get_queryset(request).defer("content_ciphertext")
 
     readonly_fields = (
         "file_name",

@@ -4,10 +4,12 @@
   account number is Fernet-encrypted (payouts.crypto, like PayoutSecret) and only its masked form is ever
   listed. At most one *active* account per (customer, claim); recording a new one replaces the old, a
   returned transfer marks the account `returned` so it is never used again.
-- `ZenginExport` / `ZenginExportLine` — one 総合振込 file (the bytes, sha256, totals) and the payouts it
-  carries (one line per payout, ever: UNIQUE payout). Downloads are audited (`ZenginExportDownload`).
-- `BankResultImport` — one imported bank result file (sha256 UNIQUE: the same file twice changes nothing).
-- `SettlementImport` — one imported provider settlement file (sha256 UNIQUE).
+- `ZenginExport` / `ZenginExportLine` — one 総合振込 file (the bytes, Fernet-encrypted like the account
+  numbers it carries; the sha256 of the clear file; totals) and the payouts it carries (one line per
+  payout, ever: UNIQUE payout). Downloads are audited (`ZenginExportDownload`).
+- `BankResultImport` — one imported bank result file, encrypted (sha256 UNIQUE: the same file twice
+  changes nothing).
+- `SettlementImport` — one imported provider settlement file, encrypted (sha256 UNIQUE).
 - `RefundRequest` — the refund to the original payment method of one payout: when the customer asked,
   when it is due (3 business days), when it was sent, the delay interest, the provider's answer.
 - `BankingEvent` — who did what (recorded / replaced an account, exported, downloaded, imported,
@@ -121,7 +123,8 @@ class ZenginExport(models.Model):
     sender_key = models.CharField(_("sender account"), max_length=32)
     sender_label = models.CharField(_("sender account (masked)"), max_length=120)
     file_name = models.CharField(_("file name"), max_length=100)
-    content = models.BinaryField(_("file"), editable=False)
+    # The file's bytes as a Fernet token (payouts.crypto): it holds every payee's account number.
+    content_ciphertext = models.TextField(_("file (encrypted)"), editable=False)
     sha256 = models.CharField(_("SHA-256"), max_length=64)
     total_count = models.PositiveIntegerField(_("transfers"))
     total_amount_jpy = models.PositiveBigIntegerField(_("total (JPY)"))
@@ -151,6 +154,10 @@ class ZenginExport(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.pk} ({self.transfer_date}, {self.total_count} transfers, ¥{self.total_amount_jpy:,})"
+
+    def file_bytes(self) -> bytes:
+        """The decrypted file, for the audited download only (zengin_export_download)."""
+        return crypto.decrypt_bytes(self.content_ciphertext)
 
 
 class LineResult(models.TextChoices):
@@ -208,7 +215,8 @@ class ImportOutcome(models.TextChoices):
 class _FileImport(models.Model):
     file_name = models.CharField(_("file name"), max_length=200)
     sha256 = models.CharField(_("SHA-256"), max_length=64)
-    content = models.BinaryField(_("file"), editable=False)
+    # The imported file as a Fernet token (payouts.crypto): a bank result echoes the account numbers.
+    content_ciphertext = models.TextField(_("file (encrypted)"), editable=False)
     imported_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     imported_at = models.DateTimeField(_("imported at"))
     rows = models.PositiveIntegerField(_("rows"), default=0)
@@ -223,6 +231,10 @@ class _FileImport(models.Model):
 
     class Meta:
         abstract = True
+
+    def file_bytes(self) -> bytes:
+        """The decrypted imported file (never shown in the admin)."""
+        return crypto.decrypt_bytes(self.content_ciphertext)
 
 
 class BankResultImport(_FileImport):

@@ -45,7 +45,9 @@ from payouts.banking.models import (
 )
 from payouts.banking.providers import BANK_TRANSFER_PROVIDER_NAME
 from payouts.models import (
+    BATCH_HOLDING_STATUSES,
     Payout,
+    PayoutBatch,
     PayoutSecret,
     PayoutStatus,
     PayoutTransition,
@@ -273,6 +275,7 @@ WHERE p.method = %(method)s AND p.status = 'created' AND c.status = 'approved'
   AND (p.expires_at IS NULL OR p.expires_at > %(now)s)
   AND (%(program_id)s::bigint IS NULL OR p.program_id = %(program_id)s::bigint)
   AND NOT EXISTS (SELECT 1 FROM {line} l WHERE l.payout_id = p.id)
+  AND NOT EXISTS (SELECT 1 FROM {batch} b WHERE b.id = p.batch_id AND b.status = ANY(%(held)s))
 ORDER BY p.id
 LIMIT %(limit)s
 """
@@ -287,11 +290,18 @@ def bank_payouts_ready_for_export(*, program_id: int | None = None, limit: int =
         claim=Claim._meta.db_table,
         account=BankAccount._meta.db_table,
         line=ZenginExportLine._meta.db_table,
+        batch=PayoutBatch._meta.db_table,
     )
     with connection.cursor() as cursor:
         cursor.execute(
             sql,
-            {"method": PayoutMethod.BANK_TRANSFER, "now": timezone.now(), "program_id": program_id, "limit": limit},
+            {
+                "method": PayoutMethod.BANK_TRANSFER,
+                "now": timezone.now(),
+                "program_id": program_id,
+                "limit": limit,
+                "held": list(BATCH_HOLDING_STATUSES),
+            },
         )
         return [tuple(row) for row in cursor.fetchall()]
 
@@ -347,7 +357,7 @@ def zengin_export_create(
             sender_key=sender.key,
             sender_label=sender.label,
             file_name=f"sogo_furikomi_{transfer_date:%Y%m%d}_{now.astimezone(JST):%H%M%S}.txt",
-            content=content,
+            content_ciphertext=crypto.encrypt_bytes(content),
             sha256=hashlib.sha256(content).hexdigest(),
             total_count=len(rows),
             total_amount_jpy=sum(row[2] for row in rows),
@@ -435,8 +445,8 @@ def zengin_export_download(*, export: ZenginExport, actor: Actor) -> bytes:
         now = timezone.now()
         ZenginExportDownload.objects.create(export=export, actor_id=actor_id, at=now)
         _event(action=EventAction.EXPORT_DOWNLOADED, actor=actor, now=now, export=export)
-        content = ZenginExport.objects.values_list("content", flat=True).get(pk=export.pk)
-    return bytes(content)
+        ciphertext = ZenginExport.objects.values_list("content_ciphertext", flat=True).get(pk=export.pk)
+    return crypto.decrypt_bytes(ciphertext)
 
 
 # --- imports (bank results, settlement files) ------------------------------------------------------
@@ -605,7 +615,7 @@ def bank_results_import(*, actor: Actor, data: bytes, file_name: str) -> BankRes
                     export=export,
                     file_name=file_name[:200],
                     sha256=sha,
-                    content=data,
+                    content_ciphertext=crypto.encrypt_bytes(data),
                     imported_by_id=actor_id,
                     imported_at=now,
                     rows=len(results),
@@ -681,7 +691,7 @@ def settlement_import(*, actor: Actor, data: bytes, file_name: str) -> Settlemen
                 record = SettlementImport.objects.create(
                     file_name=file_name[:200],
                     sha256=sha,
-                    content=data,
+                    content_ciphertext=crypto.encrypt_bytes(data),
                     imported_by_id=actor_id,
                     imported_at=now,
                     rows=len(rows),

@@ -73,14 +73,14 @@ def test_end_to_end_export_validate_import_settle_return_and_reoffer(bank_progra
     written = export(finance)
 
     # then it holds the three payouts with an account, validates against the format, and they are issued
-    parsed = zengin_parse(bytes(written.content), year=TOMORROW.year)
+    parsed = zengin_parse(written.file_bytes(), year=TOMORROW.year)
     assert parsed.header.transfer_date == TOMORROW
     assert [line.customer_code for line in parsed.lines] == [customer_code_for(p.pk) for p in payouts]
     assert [line.amount_jpy for line in parsed.lines] == [5500, 12000, 330]
     assert {line.account.holder_kana for line in parsed.lines} == {"ﾔﾏﾀﾞ ﾀﾛｳ"}
     assert (parsed.total_count, parsed.total_amount_jpy) == (3, 17830)
     assert (written.total_count, written.total_amount_jpy) == (3, 17830)
-    assert len(bytes(written.content)) == 6 * 122  # header, 3 data, trailer, end; 120 bytes + CRLF each
+    assert len(written.file_bytes()) == 6 * 122  # header, 3 data, trailer, end; 120 bytes + CRLF each
     assert ZenginExportLine.objects.count() == 3
     statuses = dict(Payout.objects.filter(program=bank_program).values_list("pk", "status"))
     assert [statuses[p.pk] for p in payouts] == ["issued"] * 3
@@ -94,7 +94,7 @@ def test_end_to_end_export_validate_import_settle_return_and_reoffer(bank_progra
 
     # when the file is downloaded, then who and when is recorded
     content = zengin_export_download(export=written, actor=finance)
-    assert content == bytes(written.content)
+    assert content == written.file_bytes()
     assert ZenginExportDownload.objects.filter(export=written, actor=finance).count() == 1
 
     # when the bank answers: the second transfer returned (口座なし)
@@ -135,8 +135,8 @@ def test_end_to_end_export_validate_import_settle_return_and_reoffer(bank_progra
         customer=payouts[1].payee, account_input=account_input(account_number="7777777"), actor=None, source="customer"
     )
     second = export(finance)
-    assert [line.customer_code for line in zengin_parse(bytes(second.content)).lines] == [customer_code_for(reoffer.pk)]
-    assert zengin_parse(bytes(second.content)).lines[0].account.account_number == "7777777"
+    assert [line.customer_code for line in zengin_parse(second.file_bytes()).lines] == [customer_code_for(reoffer.pk)]
+    assert zengin_parse(second.file_bytes()).lines[0].account.account_number == "7777777"
 
 
 def test_nothing_to_export_is_refused_and_writes_nothing(bank_program):
@@ -208,11 +208,11 @@ def test_a_bank_result_settles_its_transfers_in_the_same_number_of_queries_for_a
 
     with CaptureQueriesContext(connection) as two:
         bank_results_import(
-            actor=finance, data=simulate_bank_results(bytes(small.content), returned={}), file_name="r2.txt"
+            actor=finance, data=simulate_bank_results(small.file_bytes(), returned={}), file_name="r2.txt"
         )
     with CaptureQueriesContext(connection) as six:
         record = bank_results_import(
-            actor=finance, data=simulate_bank_results(bytes(large.content), returned={}), file_name="r6.txt"
+            actor=finance, data=simulate_bank_results(large.file_bytes(), returned={}), file_name="r6.txt"
         )
 
     assert (record.settled_count, record.failed_count, record.outcome) == (6, 0, "clean")
@@ -278,7 +278,7 @@ def test_admin_screens_write_download_and_import(client, bank_program):
     written = ZenginExport.objects.get()
     assert response.status_code == 302
     download = client.post(reverse("admin:banking_zenginexport_download", args=[written.pk]))
-    assert download.status_code == 200 and download.content == bytes(written.content)
+    assert download.status_code == 200 and download.content == written.file_bytes()
     assert "no-store" in download["Cache-Control"]
     assert ZenginExportDownload.objects.count() == 1
     # A GET (a link, a prefetch) never downloads: it goes back to the export page and records nothing

@@ -66,7 +66,7 @@ def test_the_same_result_file_imported_twice_at_once_is_applied_once():
     bank_payouts(make_program("bank_transfer"), 3)
     finance = finance_user("fin-c")
     written = zengin_export_create(actor=finance, transfer_date=TOMORROW, sender_key="demo")
-    result = simulate_bank_results(bytes(written.content), returned={})
+    result = simulate_bank_results(written.file_bytes(), returned={})
 
     results, errors = run_twice(lambda: bank_results_import(actor=finance, data=result, file_name="r.txt"))
 

@@ -34,7 +34,7 @@ def test_finance_writes_a_file_imports_the_result_and_reads_the_report(page: Pag
 
     # when the bank's answer (the second transfer returned) is imported
     result = tmp_path / "result.txt"
-    result.write_bytes(simulate_bank_results(bytes(export.content), returned={customer_code_for(payouts[1].pk): "1"}))
+    result.write_bytes(simulate_bank_results(export.file_bytes(), returned={customer_code_for(payouts[1].pk): "1"}))
     page.goto(f"{live_server.url}/admin/banking/zenginexport/import-result/")
     page.set_input_files("#import-form input[type=file]", str(result))
     page.click("#import-form input[type=submit]")
