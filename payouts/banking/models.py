@@ -144,11 +144,14 @@ class ZenginExport(models.Model):
         ]
         constraints = [models.UniqueConstraint(fields=["sha256"], name="zengin_export_sha256_unique")]
         # Append-only: the file sent to the bank is evidence. Only its status may move (when the bank's
-        # result is imported, itself a BankingEvent); any other change and any delete is refused.
+        # result is imported, itself a BankingEvent) and its ciphertext under key rotation (the sha256 of
+        # the clear file pins what it says); any other change and any delete is refused.
         triggers = [
             pgtrigger.Protect(name="append_only_delete", operation=pgtrigger.Delete),
             pgtrigger.Protect(
-                name="append_only_update", operation=pgtrigger.Update, condition=pgtrigger.AnyChange(exclude=["status"])
+                name="append_only_update",
+                operation=pgtrigger.Update,
+                condition=pgtrigger.AnyChange(exclude=["status", "content_ciphertext"]),
             ),
         ]
 
