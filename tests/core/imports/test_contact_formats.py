@@ -199,7 +199,9 @@ def test_command_prints_contact_errors_as_file_line_column_reason(tmp_path: Path
 @pytest.mark.django_db
 def test_malformed_contact_email_and_phone_reject_the_submissions_file(tmp_path: Path) -> None:
     # Given customers, plans, subscriptions and charges already imported
-    base = {name: GOOD_FILES[name] for name in ("customers.csv", "plans.csv", "subscriptions.csv", "charges.csv")}
+    base: dict[str, str | bytes] = {
+        name: GOOD_FILES[name] for name in ("customers.csv", "plans.csv", "subscriptions.csv", "charges.csv")
+    }
     assert import_dir(write_files(tmp_path / "base", base)).ok
     submissions = (
         "submission_id,program,subject,submitted_at,channel,contact_email,contact_phone\n"
