@@ -5,13 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv system-deps run test test-fast lint typecheck migrations-check check-deploy messages demo-data bench-import bench-claims bench-desk bench-payouts clean
+.PHONY: help venv system-deps run test test-fast lint typecheck migrations-check check-deploy messages demo-data prod-smoke bench-import bench-claims bench-desk bench-payouts clean
 
 help:
 	@echo "make run         - set up, load demo data once, run web + Celery worker + beat (Ctrl-C stops all);"
 	@echo "                   on a local PostgreSQL + Redis in var/ when the machine has them, else SQLite"
 	@echo "make test        - full suite on a throwaway PostgreSQL + Redis it starts and removes"
 	@echo "make lint        - ruff + mypy + makemigrations --check"
+	@echo "make prod-smoke  - production settings + gunicorn + worker + beat, signed in over HTTP (docs/operations.md)"
 	@echo "make bench-import N=1000000 - import benchmark (see docs/benchmarks.md)"
 	@echo "make bench-claims N=1000000 - login-outage-2024 preview/run benchmark (see docs/benchmarks.md)"
 	@echo "make bench-desk N=1000000 - support desk page latencies (see docs/benchmarks.md)"
@@ -53,6 +54,11 @@ check-deploy: $(STAMP)
 	DJANGO_ALLOWED_HOSTS=backoffice.example.jp DATABASE_URL=postgres://u:p@db.invalid/portal \
 	DJANGO_ADMIN_URL=ops-7f3a/ PAYOUT_ENCRYPTION_KEY=$$($(PY) -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
 	$(PY) manage.py check --deploy --fail-level WARNING
+
+# The production stack without containers: production settings, gunicorn + Celery worker + beat on a
+# throwaway PostgreSQL and Redis, 2FA sign-in over HTTP, ticket list, program preview, a payout batch.
+prod-smoke: $(STAMP) system-deps messages
+	scripts/with-services scripts/prod-smoke
 
 bench-import: $(STAMP)
 	PG_SETTINGS="-c shared_buffers=2GB -c max_wal_size=8GB -c maintenance_work_mem=1GB -c work_mem=64MB" \

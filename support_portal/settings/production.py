@@ -46,3 +46,13 @@ if not REQUIRE_2FA:
 LOGIN_TRUST_X_FORWARDED_FOR = env.bool("LOGIN_TRUST_X_FORWARDED_FOR", default=True)
 SESSION_COOKIE_NAME = "__Host-sessionid"
 CSRF_COOKIE_NAME = "__Host-csrftoken"
+
+# Static files: WhiteNoise serves the collected files (hashed, compressed names) straight from gunicorn.
+MIDDLEWARE = [*MIDDLEWARE]  # noqa: F405
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "whitenoise.middleware.WhiteNoiseMiddleware"
+)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}

@@ -37,11 +37,14 @@ from support_portal.core.imports.schema import (
     DATE_OR_DATETIME_PATTERN,
     DATE_PATTERN,
     DATETIME_PATTERN,
+    EMAIL_PATTERN,
     FALSE_VALUES,
     INTEGER_PATTERN,
     MAX_INTEGER,
+    PHONE_PATTERN,
     SOURCE_TIME_ZONE_NAME,
     SUBJECT_MODELS,
+    TEXT_KINDS,
     TRUE_VALUES,
     BoundColumn,
     FileSpec,
@@ -319,7 +322,7 @@ def _load_direct(  # noqa: PLR0917 - private helper, called once
     """
     columns = [spec.by_name[name] for name in header.names]
     column_list = ", ".join(q(column.db_column) for column in columns)
-    not_null_text = [q(column.db_column) for column in columns if column.kind in _TEXT_KINDS and not column.nullable]
+    not_null_text = [q(column.db_column) for column in columns if column.kind in TEXT_KINDS and not column.nullable]
     options = "FORMAT csv, HEADER false" + (f", FORCE_NOT_NULL ({', '.join(not_null_text)})" if not_null_text else "")
     checker = LineChecker(spec, header.names, direct=True)
     try:
@@ -339,9 +342,6 @@ def _load_direct(  # noqa: PLR0917 - private helper, called once
     except (_NotPlain, CopyFailed, psycopg.Error, DatabaseError):
         return None
     return LoadCounts(rows_read=rows, rows_inserted=rows, rows_updated=0)
-
-
-_TEXT_KINDS = (Kind.ID, Kind.TEXT, Kind.CHOICE)
 
 
 @dataclass(frozen=True)
@@ -713,8 +713,11 @@ def _format_checks(column: BoundColumn, ref: str, p: Params) -> list[tuple[str, 
     """(condition, reason) pairs in evaluation order; CASE evaluates them in order, so casts are safe."""
     whens = [(f"{ref} = ''", p.add(Reason.MISSING) if column.required else "NULL")]
     kind = column.kind
-    if kind in (Kind.ID, Kind.TEXT) and column.max_length is not None:
+    if kind in (Kind.ID, Kind.TEXT, Kind.EMAIL, Kind.PHONE) and column.max_length is not None:
         whens.append((f"char_length({ref}) > {int(column.max_length)}", p.add(Reason.TOO_LONG % column.max_length)))
+    if kind in (Kind.EMAIL, Kind.PHONE):
+        pattern, reason = (EMAIL_PATTERN, Reason.NOT_EMAIL) if kind is Kind.EMAIL else (PHONE_PATTERN, Reason.NOT_PHONE)
+        whens.append((f"{ref} !~ {p.add(f'^({pattern})$')}", p.add(reason)))
     elif kind in (Kind.INTEGER, Kind.POSITIVE_INTEGER):
         whens.append((f"{ref} !~ {p.add(f'^{INTEGER_PATTERN}$')}", p.add(Reason.NOT_INTEGER)))
         whens.append((f"{ref}::bigint > {MAX_INTEGER}", p.add(Reason.TOO_LARGE)))
@@ -899,7 +902,7 @@ def _cast(column: BoundColumn, ref: str, p: Params) -> str:
     empty = column.empty_value
     empty_sql = "NULL" if empty is None else p.add(str(empty) if not isinstance(empty, bool) else empty)
     kind = column.kind
-    if kind in (Kind.ID, Kind.TEXT, Kind.CHOICE):
+    if kind in TEXT_KINDS:
         return ref if empty == "" else f"COALESCE(NULLIF({ref}, ''), {empty_sql})"
     if kind in (Kind.INTEGER, Kind.POSITIVE_INTEGER):
         return f"NULLIF({ref}, '')::integer"

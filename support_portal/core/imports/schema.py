@@ -54,6 +54,16 @@ DATE_OR_DATETIME_PATTERN = f"{_DATE}([T ]{_TIME}{OFFSET_PATTERN}?)?"
 # Says whether a value that matched one of the patterns above carries its own offset.
 HAS_OFFSET_PATTERN = f"[T ][0-9:.]+{OFFSET_PATTERN}"
 INTEGER_PATTERN = "[0-9]{1,10}"
+# An address Django's EmailValidator accepts, in its common form: a dot-atom local part, then a domain of
+# dot-separated labels (ASCII; no quoted local parts, IP literals or bare hosts such as `localhost`).
+_EMAIL_ATOM = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOMAIN_LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_PATTERN = f"{_EMAIL_ATOM}([.]{_EMAIL_ATOM})*@({_DOMAIN_LABEL}[.])+[A-Za-z0-9]([A-Za-z0-9-]{{0,61}}[A-Za-z0-9])"
+# A Japanese number as people write it: 0 and 9 or 10 more digits (landline 03-1234-5678, mobile
+# 090-1234-5678, 0120-123-456), or +81 with the leading 0 dropped (+81 90-1234-5678); hyphens, spaces and
+# parentheses between the digits (03 (1234) 5678). Every such number is one phonenumbers (region JP) can
+# parse as possible; tests/core/imports/test_contact_formats.py keeps the two in step.
+PHONE_PATTERN = "([+]81[ -]?|[(]?0)[1-9]([ ()-]{0,2}[0-9]){8,9}"
 TRUE_VALUES = ("true", "1")
 FALSE_VALUES = ("false", "0")
 
@@ -71,6 +81,8 @@ class Reason:
     NOT_DATETIME = "not a valid date-time (ISO 8601, e.g. 2024-04-01T09:30:00+09:00)"
     NOT_DATE_OR_DATETIME = "not a valid date or date-time (YYYY-MM-DD or ISO 8601)"
     NOT_CHOICE = "not one of: %s"
+    NOT_EMAIL = "not a valid email address (e.g. taro@example.jp)"
+    NOT_PHONE = "not a valid Japanese phone number (e.g. 090-1234-5678, 03-1234-5678 or +81 90-1234-5678)"
     UNKNOWN_REFERENCE = "unknown %s (not in the database)"
     UNKNOWN_SUBJECT = "unknown %s (this program's subjects are %s ids)"
     DUPLICATE_ID = "duplicate id in this file (first on line %s, %s lines in all)"
@@ -99,6 +111,12 @@ class Kind(enum.StrEnum):
     DATETIME = "datetime"
     DATE_OR_DATETIME = "date_or_datetime"  # a date means JST midnight
     CHOICE = "choice"
+    EMAIL = "email"  # text in EMAIL_PATTERN
+    PHONE = "phone"  # text in PHONE_PATTERN
+
+
+# Kinds stored as the text given (an empty cell is '' unless the field is nullable).
+TEXT_KINDS = (Kind.ID, Kind.TEXT, Kind.CHOICE, Kind.EMAIL, Kind.PHONE)
 
 
 @dataclass(frozen=True)
@@ -267,8 +285,8 @@ FILE_SPECS: tuple[FileSpec, ...] = (
         (
             _c("customer_id", Kind.ID, required=True),
             _c("name", Kind.TEXT),
-            _c("email", Kind.TEXT),
-            _c("phone", Kind.TEXT),
+            _c("email", Kind.EMAIL),
+            _c("phone", Kind.PHONE),
             _c("created_at", Kind.DATETIME),
         ),
     ),
@@ -368,8 +386,8 @@ FILE_SPECS: tuple[FileSpec, ...] = (
             _c("subject", Kind.ID, required=True, subject_of="program"),
             _c("submitted_at", Kind.DATETIME, required=True),
             _c("channel", Kind.CHOICE),
-            _c("contact_email", Kind.TEXT),
-            _c("contact_phone", Kind.TEXT),
+            _c("contact_email", Kind.EMAIL),
+            _c("contact_phone", Kind.PHONE),
             _c("payout_method", Kind.CHOICE),
             _c("reason", Kind.TEXT),
             _c("fault", Kind.CHOICE),
@@ -408,6 +426,8 @@ _DATETIME_RE = re.compile(DATETIME_PATTERN)
 _DATE_OR_DATETIME_RE = re.compile(DATE_OR_DATETIME_PATTERN)
 _HAS_OFFSET_RE = re.compile(HAS_OFFSET_PATTERN)
 _INTEGER_RE = re.compile(INTEGER_PATTERN)
+_EMAIL_RE = re.compile(EMAIL_PATTERN)
+_PHONE_RE = re.compile(PHONE_PATTERN)
 
 
 class ValueRejected(ValueError):
@@ -432,6 +452,20 @@ def _parse_instant(text: str) -> datetime:
 def _convert_text(column: BoundColumn, text: str) -> Any:
     if column.max_length is not None and len(text) > column.max_length:
         raise ValueRejected(Reason.TOO_LONG % column.max_length)
+    return text
+
+
+def _convert_email(column: BoundColumn, text: str) -> Any:
+    _convert_text(column, text)
+    if not _EMAIL_RE.fullmatch(text):
+        raise ValueRejected(Reason.NOT_EMAIL)
+    return text
+
+
+def _convert_phone(column: BoundColumn, text: str) -> Any:
+    _convert_text(column, text)
+    if not _PHONE_RE.fullmatch(text):
+        raise ValueRejected(Reason.NOT_PHONE)
     return text
 
 
@@ -483,6 +517,8 @@ def _convert_date_or_datetime(column: BoundColumn, text: str) -> Any:
 _CONVERTERS: Mapping[Kind, Callable[[BoundColumn, str], Any]] = {
     Kind.ID: _convert_text,
     Kind.TEXT: _convert_text,
+    Kind.EMAIL: _convert_email,
+    Kind.PHONE: _convert_phone,
     Kind.INTEGER: _convert_integer,
     Kind.POSITIVE_INTEGER: _convert_integer,
     Kind.BOOLEAN: _convert_boolean,
