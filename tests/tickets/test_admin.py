@@ -14,6 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from support_portal.accounts.models import ExportRecord
 from support_portal.tickets.models import (
     EventKind,
     MessageKind,
@@ -25,7 +26,6 @@ from support_portal.tickets.models import (
     TicketEvent,
     TicketMessage,
 )
-from support_portal.accounts.models import ExportRecord
 from tests.claims.factories import ClaimFactory
 from tests.factories import CustomerFactory
 from tests.tickets.factories import CannedReplyFactory, QueueFactory, TicketFactory
