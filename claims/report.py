@@ -13,12 +13,12 @@ by plan, class and month. Reads only, set-based: one GROUP BY statement per brea
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from typing import TextIO
 
 from claims.engine.common import fetch_all
 from claims.models import ClaimStatus, Program
+from support_portal.core.csv_export import CsvWriter
 
 TOTALS_SQL = """
 SELECT count(*),
@@ -120,7 +120,7 @@ CSV_COLUMNS = ["section", "value", "claims", "approved", "eligible_amount_jpy", 
 def program_report_write_csv(report: ProgramReport, out: TextIO) -> int:
     """The report as one CSV: a `total` row (claims = population, plus eligible/applied rows), then one
     row per plan, class and month. Returns the number of data rows."""
-    writer = csv.writer(out, lineterminator="\n")
+    writer = CsvWriter(out)
     writer.writerow(CSV_COLUMNS)
     t = report.totals
     rows: list[list[object]] = [

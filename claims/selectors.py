@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from dataclasses import dataclass
 from typing import TextIO
@@ -13,6 +12,7 @@ from django.utils import timezone
 from claims.engine import Entitlement, compute_entitlements, require_postgresql, staging
 from claims.models import Program
 from support_portal.core.business_days import BusinessCalendar, business_calendar
+from support_portal.core.csv_export import CsvDictWriter, CsvWriter
 
 DRY_RUN_COLUMNS = ["subject", "eligible", "amount_jpy", "payee", "lines", "reason"]
 
@@ -55,7 +55,7 @@ def dry_run_row(entitlement: Entitlement) -> dict[str, str]:
 
 
 def dry_run_write_csv(entitlements: list[Entitlement], out: TextIO) -> int:
-    writer = csv.DictWriter(out, fieldnames=DRY_RUN_COLUMNS, lineterminator="\n")
+    writer = CsvDictWriter(out, fieldnames=DRY_RUN_COLUMNS)
     writer.writeheader()
     for entitlement in entitlements:
         writer.writerow(dry_run_row(entitlement))
@@ -87,7 +87,7 @@ def program_dry_run_write(
         eligible = [e for e in entitlements if e.eligible]
         return DryRunTotals(subjects=rows, eligible=len(eligible), amount_jpy=sum(e.amount_jpy for e in eligible))
     require_postgresql()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = CsvWriter(out)
     writer.writerow(DRY_RUN_COLUMNS)
     subjects = eligible_count = amount = 0
     with transaction.atomic():

@@ -5,7 +5,6 @@ Every screen checks its permission explicitly and only adapts input for the serv
 
 from __future__ import annotations
 
-import csv
 import io
 from typing import Any
 
@@ -50,6 +49,7 @@ from payouts.banking.services import (
 from support_portal.accounts.services import export_audit_record
 from support_portal.core.admin_tools import BigTableAdmin, ReadOnlyAdmin, ReadOnlyInline
 from support_portal.core.charts import bar_chart_svg
+from support_portal.core.csv_export import CsvWriter
 from support_portal.customers.models import Customer
 
 EXPORT_PERMISSION = "banking.export_zengin"
@@ -354,7 +354,7 @@ class ZenginExportAdmin(ReadOnlyAdmin):
             raise PermissionDenied
         rows = finance_report_rows()
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = CsvWriter(out)
         writer.writerow(["program", "method", *(f"{m}_{unit}" for m in MEASURES for unit in ("count", "jpy"))])
         for row in rows:
             writer.writerow(

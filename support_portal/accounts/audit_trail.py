@@ -9,7 +9,6 @@ A claim's timeline includes its payouts (their events and transitions). Values o
 secrets never appear (payout codes are in their own table, which is not read here).
 """
 
-import csv
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pghistory.models import Events
 
 from claims.models import Claim, ClaimDecision
 from payouts.models import Payout, PayoutTransition
+from support_portal.core.csv_export import CsvWriter
 
 _HIDDEN_FIELD_PARTS = ("secret", "code", "encrypted", "token", "password")
 CSV_HEADER = ["at", "actor", "object", "source", "what", "details"]
@@ -163,17 +163,10 @@ def audit_timeline(*, kind: str, object_id: int) -> list[TimelineEntry] | None:
     return sorted(entries, key=lambda entry: entry.at)
 
 
-def _cell(value: str) -> str:
-    """No spreadsheet formula injection: a cell never starts with = + - @ (notes are free text)."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def timeline_csv(entries: list[TimelineEntry]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = CsvWriter(buffer, lineterminator="\r\n")
     writer.writerow(CSV_HEADER)
     for entry in entries:
-        writer.writerow(
-            [entry.at.isoformat(), *map(_cell, (entry.actor, entry.object, entry.source, entry.what, entry.details))]
-        )
+        writer.writerow([entry.at.isoformat(), entry.actor, entry.object, entry.source, entry.what, entry.details])
     return buffer.getvalue()

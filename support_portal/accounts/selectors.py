@@ -16,19 +16,26 @@ def lockout_window() -> timedelta:
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
-    """The caller's address; behind the TLS proxy (production) the last X-Forwarded-For hop it added."""
+    """The caller's address. X-Forwarded-For is believed only as far as our own proxies wrote it.
+
+    With `TRUSTED_PROXY_COUNT` = N proxies in front (default 0: none), each appends the address it saw, so
+    the client is the N-th hop from the right; anything further left was sent by the client and is ignored.
+    A request that did not come through all N (fewer hops) is keyed on REMOTE_ADDR.
+    """
     if request is None:
         return None
-    if settings.LOGIN_TRUST_X_FORWARDED_FOR:
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies > 0:
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
         hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-        if hops:
-            return hops[-1]
+        if len(hops) >= proxies:
+            return hops[-proxies]
     return request.META.get("REMOTE_ADDR") or None
 
 
-def login_failures_for_user(*, username: str) -> int:
-    """Failed sign-ins (password or second factor) for this name in the window since its last success."""
+def login_failures_for_user(*, username: str, ip: str | None) -> int:
+    """Failed sign-ins (password or second factor) for this name from this address in the window since
+    its last success. Keyed on name + address so that no one can lock a colleague out from elsewhere."""
     username = username.strip().lower()
     since = timezone.now() - lockout_window()
     last_success = SecurityEvent.objects.filter(
@@ -39,6 +46,7 @@ def login_failures_for_user(*, username: str) -> int:
     return SecurityEvent.objects.filter(
         kind__in=[SecurityEvent.Kind.LOGIN_FAILED, SecurityEvent.Kind.OTP_FAILED],
         username=username,
+        ip=ip,
         at__gte=max(since, last_success) if last_success else since,
     ).count()
 
@@ -55,7 +63,7 @@ def login_failures_for_ip(*, ip: str | None) -> int:
 
 def login_locked_out(*, username: str, ip: str | None) -> bool:
     return (
-        login_failures_for_user(username=username) >= settings.LOGIN_LOCKOUT_USER_FAILURES
+        login_failures_for_user(username=username, ip=ip) >= settings.LOGIN_LOCKOUT_USER_FAILURES
         or login_failures_for_ip(ip=ip) >= settings.LOGIN_LOCKOUT_IP_FAILURES
     )
 

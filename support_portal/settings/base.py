@@ -190,8 +190,9 @@ LOGIN_URL = "admin:login"
 LOGIN_LOCKOUT_USER_FAILURES = env.int("LOGIN_LOCKOUT_USER_FAILURES", default=5)
 LOGIN_LOCKOUT_IP_FAILURES = env.int("LOGIN_LOCKOUT_IP_FAILURES", default=20)
 LOGIN_LOCKOUT_WINDOW_SECONDS = env.int("LOGIN_LOCKOUT_WINDOW_SECONDS", default=15 * 60)
-# Behind the TLS proxy the caller's address is the last hop of X-Forwarded-For (production sets True).
-LOGIN_TRUST_X_FORWARDED_FOR = env.bool("LOGIN_TRUST_X_FORWARDED_FOR", default=False)
+# How many proxies of ours stand in front and append to X-Forwarded-For (0: none, the header is ignored;
+# 1: one TLS proxy). The client address (lockout, security events) is the hop the outermost one wrote.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 # Signed out after this many seconds without a request (0: only SESSION_COOKIE_AGE applies).
 SESSION_IDLE_TIMEOUT = env.int("DJANGO_SESSION_IDLE_TIMEOUT", default=30 * 60)
 

@@ -39,11 +39,12 @@ CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
-# Sign-in security: two-factor is mandatory; the client address comes from the proxy's X-Forwarded-For.
+# Sign-in security: two-factor is mandatory.
 REQUIRE_2FA = env.bool("DJANGO_REQUIRE_2FA", default=True)
 if not REQUIRE_2FA:
     raise ImproperlyConfigured("Production requires two-factor authentication: unset DJANGO_REQUIRE_2FA")
-LOGIN_TRUST_X_FORWARDED_FOR = env.bool("LOGIN_TRUST_X_FORWARDED_FOR", default=True)
+# The client address: set TRUSTED_PROXY_COUNT=1 behind one TLS proxy that appends to X-Forwarded-For
+# (base.py reads it; default 0, the header is ignored and REMOTE_ADDR is the client).
 SESSION_COOKIE_NAME = "__Host-sessionid"
 CSRF_COOKIE_NAME = "__Host-csrftoken"
 

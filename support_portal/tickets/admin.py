@@ -8,7 +8,6 @@ queues only (`get_queryset`); users with `tickets.view_all_queues` (leads, manag
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
@@ -28,9 +27,11 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from claims.models import Claim, Fault, PayoutMethod, Program
+from support_portal.accounts.services import export_audit_record
 from support_portal.core.admin_tools import BigTableAdmin
 from support_portal.core.business_days import JST
 from support_portal.core.charts import bar_chart_svg, line_chart_svg
+from support_portal.core.csv_export import CsvWriter
 from support_portal.tickets.models import (
     CannedReply,
     MessageKind,
@@ -733,18 +734,25 @@ class TicketAdmin(BigTableAdmin):
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="tickets-{part}.csv"'
         response.write("\ufeff")  # Excel opens UTF-8 with a BOM
-        writer = csv.writer(response)
+        writer = CsvWriter(response, lineterminator="\r\n")
         if part == "open":
             writer.writerow(["queue", *(value for value, _label in numbers.statuses)])
             for queue in numbers.queues:
                 writer.writerow(
                     [queue, *(numbers.open_by_queue[queue].get(value, 0) for value, _l in numbers.statuses)]
                 )
+            export_audit_record(
+                actor=request.user, what="support dashboard, open tickets by queue (CSV)", row_count=len(numbers.queues)
+            )
             return response
         writer.writerow(["day", "incoming", "solved", "first_response_met", "first_response_missed", "attainment_pct"])
-        for row in numbers.daily_rows():
+        daily_rows = numbers.daily_rows()
+        for row in daily_rows:
             percent = "" if row["sla_percent"] is None else row["sla_percent"]
             writer.writerow(
                 [row["day"].isoformat(), row["incoming"], row["solved"], row["sla_met"], row["sla_missed"], percent]
             )
+        export_audit_record(
+            actor=request.user, what="support dashboard, daily figures (CSV)", row_count=len(daily_rows)
+        )
         return response

@@ -1,4 +1,4 @@
-"""Lockout after repeated failed sign-ins, per user name and per address; sessions that expire."""
+"""Lockout after repeated failed sign-ins, per user name + address and per address; sessions that expire."""
 
 import time
 
@@ -21,14 +21,14 @@ def _post_login(client: Client, username: str, password: str, ip: str = "198.51.
     return client.post("/admin/login/", {"username": username, "password": password, "next": "/admin/"}, REMOTE_ADDR=ip)
 
 
-def test_five_wrong_passwords_lock_the_account_even_for_the_right_one(client):
-    # Given a staff user and five wrong passwords
+def test_five_wrong_passwords_lock_the_name_from_that_address_even_for_the_right_one(client):
+    # Given a staff user and five wrong passwords from one address
     user = UserFactory.create(is_superuser=True)
     for _ in range(5):
         assert _post_login(client, user.username, "wrong-password-123").status_code == 200
 
-    # When the right password comes, from another address
-    response = _post_login(client, user.username, PASSWORD, ip="203.0.113.9")
+    # When the right password comes from that address
+    response = _post_login(client, user.username, PASSWORD)
 
     # Then it is refused with the same message as a wrong password (no hint that the name exists)
     assert response.status_code == 200
@@ -36,6 +36,22 @@ def test_five_wrong_passwords_lock_the_account_even_for_the_right_one(client):
     assert SecurityEvent.objects.filter(kind="login_failed", username=user.username).count() == 5
     assert SecurityEvent.objects.filter(kind="locked_out", username=user.username).count() == 1
     assert not SecurityEvent.objects.filter(kind="login_succeeded").exists()
+
+
+def test_a_lockout_cannot_be_aimed_at_a_colleague_from_another_address(client):
+    # Given someone who failed five times on a colleague's name from their own address
+    user = UserFactory.create(is_superuser=True)
+    for _ in range(5):
+        _post_login(client, user.username, "wrong-password-123", ip="192.0.2.66")
+    assert _post_login(client, user.username, PASSWORD, ip="192.0.2.66").status_code == 200
+
+    # When the colleague signs in from their own address
+    response = _post_login(client, user.username, PASSWORD, ip="203.0.113.9")
+
+    # Then they are in; only the attacker's address was locked for that name
+    assert response.status_code == 302
+    assert list(SecurityEvent.objects.filter(kind="locked_out").values_list("ip", flat=True)) == ["192.0.2.66"]
+    assert list(SecurityEvent.objects.filter(kind="login_succeeded").values_list("ip", flat=True)) == ["203.0.113.9"]
 
 
 def test_user_lock_is_case_insensitive_and_expires(client, settings):
@@ -100,24 +116,46 @@ def test_wrong_two_factor_codes_count_towards_the_lockout(client, settings):
     assert _post_login(client, user.username, PASSWORD).status_code == 200
 
 
-def test_forwarded_address_is_used_only_when_trusted(client, settings):
+def test_forwarded_for_is_ignored_without_trusted_proxies(client, settings):
+    # Given no proxy configured (the default) and clients that send X-Forwarded-For naming a victim
+    assert settings.TRUSTED_PROXY_COUNT == 0
+    settings.LOGIN_LOCKOUT_IP_FAILURES = 3
+    victim = UserFactory.create(is_superuser=True)
+    for n in range(3):
+        client.post(
+            "/admin/login/",
+            {"username": f"guess{n}", "password": "x" * 12},
+            REMOTE_ADDR="10.0.0.1",
+            HTTP_X_FORWARDED_FOR="203.0.113.50",
+        )
+    # When the victim signs in from the address named in the forged header
+    response = _post_login(client, victim.username, PASSWORD, ip="203.0.113.50")
+    # Then the failures were counted against the sender, and the victim is in
+    assert response.status_code == 302
+    failed = SecurityEvent.objects.filter(kind="login_failed").values_list("ip", flat=True)
+    assert list(failed) == ["10.0.0.1"] * 3
+
+
+def test_forwarded_for_is_read_only_as_far_as_the_trusted_proxies_wrote_it(client, settings):
+    # Given two proxies of ours in front: each appends the address it saw
+    settings.TRUSTED_PROXY_COUNT = 2
     user = UserFactory.create()
-    for _ in range(3):
+    headers = [
+        "198.51.100.1, 203.0.113.50, 10.0.0.2",  # forged first hop, the client, the outer proxy's peer
+        "203.0.113.51, 10.0.0.2",
+        "203.0.113.52",  # fewer hops than proxies: did not come through them, REMOTE_ADDR counts
+    ]
+    # When sign-ins come through them
+    for forwarded in headers:
         client.post(
             "/admin/login/",
             {"username": user.username, "password": "x" * 12},
             REMOTE_ADDR="10.0.0.1",
-            HTTP_X_FORWARDED_FOR="203.0.113.50",
+            HTTP_X_FORWARDED_FOR=forwarded,
         )
-    settings.LOGIN_TRUST_X_FORWARDED_FOR = True
-    client.post(
-        "/admin/login/",
-        {"username": user.username, "password": "x" * 12},
-        REMOTE_ADDR="10.0.0.1",
-        HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.50",
-    )
+    # Then the address is the hop the outermost proxy wrote, never one the client sent
     ips = list(SecurityEvent.objects.order_by("pk").values_list("ip", flat=True))
-    assert ips == ["10.0.0.1", "10.0.0.1", "10.0.0.1", "203.0.113.50"]
+    assert ips == ["203.0.113.50", "203.0.113.51", "10.0.0.1"]
 
 
 def test_idle_session_is_signed_out(client, settings):

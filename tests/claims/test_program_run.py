@@ -467,3 +467,21 @@ def test_streamed_dry_run_writes_exactly_what_the_python_preview_writes_and_chan
     with connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass('pg_temp.claims_stage_entitlement')")
         assert cursor.fetchone() == (None,)
+
+
+@pytest.mark.django_db
+def test_dry_run_csv_writes_a_formula_looking_subject_as_text_in_both_paths(calendar):
+    # Given a member, and a submission whose free-text subject a spreadsheet would run as a formula
+    premium_member_with_charges()
+    SubmissionFactory.create(subject='=HYPERLINK("https://evil.example")', submitted_at=jst(2025, 1, 10))
+    program = template("login-outage-2024")
+    # When the dry run is written from SQL and from the Python preview
+    streamed = io.StringIO()
+    program_dry_run_write(program=program, out=streamed, as_of=AS_OF, calendar=calendar)
+    expected = io.StringIO()
+    dry_run_write_csv(program_preview(program=program, as_of=AS_OF, calendar=calendar), expected)
+    # Then both write the subject as text, byte for byte alike
+    subjects = [row["subject"] for row in csv.DictReader(io.StringIO(streamed.getvalue()))]
+    assert '\'=HYPERLINK("https://evil.example")' in subjects
+    assert not any(subject.startswith("=") for subject in subjects)
+    assert streamed.getvalue() == expected.getvalue()

@@ -52,7 +52,7 @@ def test_production_enforces_two_factor_secure_cookies_and_hsts():
         "SECURE_HSTS_SECONDS",
         "SECURE_HSTS_INCLUDE_SUBDOMAINS",
         "SECURE_SSL_REDIRECT",
-        "LOGIN_TRUST_X_FORWARDED_FOR",
+        "TRUSTED_PROXY_COUNT",
         "AUTHENTICATION_BACKENDS",
     )
     assert values["REQUIRE_2FA"] is True
@@ -69,7 +69,7 @@ def test_production_enforces_two_factor_secure_cookies_and_hsts():
     assert values["SECURE_HSTS_SECONDS"] == 31536000
     assert values["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is True
     assert values["SECURE_SSL_REDIRECT"] is True
-    assert values["LOGIN_TRUST_X_FORWARDED_FOR"] is True
+    assert values["TRUSTED_PROXY_COUNT"] == 0  # X-Forwarded-For is believed only when configured
 
 
 def test_production_refuses_to_turn_two_factor_off():

@@ -14,6 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from support_portal.accounts.models import ExportRecord
 from support_portal.tickets.models import (
     EventKind,
     MessageKind,
@@ -245,3 +246,23 @@ def test_agents_read_but_do_not_edit_queues_and_canned_replies(queue: Queue, age
     canned.refresh_from_db()
     assert canned.title != "changed"
     assert client.get(reverse("admin:tickets_queue_add")).status_code == 403
+
+
+def test_the_dashboard_csv_neutralises_formula_cells_and_is_recorded_as_an_export(manager: User) -> None:
+    # Given a queue whose name a spreadsheet would run as a formula, with an open ticket
+    hostile = QueueFactory.create(name='=HYPERLINK("https://evil.example","x")', slug="hostile")
+    TicketFactory.create(queue=hostile, status=Status.OPEN)
+    client = client_for(manager)
+    # When a manager downloads both parts of the dashboard CSV
+    open_csv = client.get(reverse("admin:tickets_ticket_dashboard_csv"), {"part": "open"})
+    daily = client.get(reverse("admin:tickets_ticket_dashboard_csv"), {"days": "7", "part": "daily"})
+    # Then the cell is written as text, and each download is in the export log with who and how many rows
+    open_rows = list(csv.reader(io.StringIO(open_csv.content.decode("utf-8-sig"))))
+    assert ["'" + hostile.name, "0", "1", "0"] in open_rows
+    assert not any(cell.startswith("=") for row in open_rows for cell in row)
+    records = list(ExportRecord.objects.order_by("pk").values_list("actor_id", "what", "row_count"))
+    assert records == [
+        (manager.pk, "support dashboard, open tickets by queue (CSV)", len(open_rows) - 1),
+        (manager.pk, "support dashboard, daily figures (CSV)", 7),
+    ]
+    assert daily.status_code == 200
