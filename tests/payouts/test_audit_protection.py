@@ -13,6 +13,7 @@ from django.apps import apps
 from django.db import InternalError, ProgrammingError, connection, transaction
 from django.utils import timezone
 
+from payouts import crypto
 from payouts.banking.models import ExportStatus, ZenginExport
 from payouts.batches import payout_batch_create
 from payouts.models import (
@@ -50,7 +51,7 @@ def zengin_export() -> ZenginExport:
         sender_key="main",
         sender_label="みずほ ****567",
         file_name="zengin-20261210.txt",
-        content=b"1210...",
+        content_ciphertext=crypto.encrypt_bytes(b"1210..."),
         sha256="a" * 64,
         total_count=1,
         total_amount_jpy=5000,
@@ -104,12 +105,17 @@ def test_a_zengin_export_cannot_be_altered_or_deleted_but_its_status_moves(app_r
         "UPDATE banking_zenginexport SET sha256 = %s, file_name = 'other.txt' WHERE id = %s",
         ["b" * 64, export.pk],
     )
-    refused_as_app_role(app_role, "UPDATE banking_zenginexport SET content = %s WHERE id = %s", [b"forged", export.pk])
+    refused_as_app_role(app_role, "UPDATE banking_zenginexport SET total_amount_jpy = %s WHERE id = %s", [1, export.pk])
     refused_as_app_role(app_role, "DELETE FROM banking_zenginexport WHERE id = %s", [export.pk])
 
     # Then the export is as written; its status alone may still move (results imported)
     export.refresh_from_db()
-    assert (export.sha256, export.file_name, bytes(export.content)) == ("a" * 64, "zengin-20261210.txt", b"1210...")
+    assert (export.sha256, export.file_name, export.total_amount_jpy, export.file_bytes()) == (
+        "a" * 64,
+        "zengin-20261210.txt",
+        5000,
+        b"1210...",
+    )
     ZenginExport.objects.filter(pk=export.pk).update(status=ExportStatus.RESULTS_IMPORTED)
     export.refresh_from_db()
     assert export.status == ExportStatus.RESULTS_IMPORTED
