@@ -80,7 +80,8 @@ RULES: dict[str, Rule] = {
     "pghistory.events": superuser_only(),
     "django_celery_beat.periodictask": Rule(
         changelist="django_celery_beat.view_periodictask",
-        add="django_celery_beat.add_periodictask",
+        # A new periodic task decides what runs: superusers only (support_portal/core/admin.py).
+        add=NOBODY,
         change="django_celery_beat.view_periodictask",
         actions={
             # The library's actions declare no permissions (anyone who sees the list could run them):
