@@ -100,7 +100,6 @@ EXPECTED_ROLES: dict[str, set[str]] = {
         "core.delete_closedday",
         "core.view_workerheartbeat",
         "django_celery_beat.view_periodictask",
-        "django_celery_beat.add_periodictask",
         "django_celery_beat.change_periodictask",
         "django_celery_beat.view_crontabschedule",
         "django_celery_beat.add_crontabschedule",
