@@ -40,7 +40,7 @@ def api_key_of(request: HttpRequest, *, scope: str) -> ApiKey:
     if not isinstance(api_key, ApiKey):  # pragma: no cover - the auth of every keyed route sets it
         raise HttpError(401, "Unauthorized")
     if not api_key.has_scope(scope):
-        raise HttpError(403, f"this API key lacks the {scope!r} scope")
+        raise HttpError(403, f"this API key lacks the '{scope}' scope")
     return api_key
 
 
