@@ -8,8 +8,12 @@ Steps: write a data set (customers, one plan, subscriptions, and N charges, 10 p
 in bench/out/api-<N>/), create a fresh database on the server of DATABASE_URL, migrate, load customers,
 plans and subscriptions with import_records (not timed). Then:
 
-1. `manage.py import_records DIR` of charges.csv alone, in a subprocess (wall time);
-2. TRUNCATE the charges (the table is as empty as before 1), CHECKPOINT, start gunicorn
+1. `manage.py import_records DIR` of charges.csv alone, in a subprocess (wall time): into the empty
+   table, the import's direct COPY path;
+2. TRUNCATE the charges (the table is as empty as before 1), then `records_import` in one process for
+   each `--batch`-line slice of the same file (no HTTP, no JSON): the import service's own cost of the
+   batches (every batch after the first goes into a non-empty table: staging + upsert);
+3. TRUNCATE again, CHECKPOINT, start gunicorn
    (`support_portal.wsgi`, 2 sync workers, base settings, no DEBUG), create an API key, and POST the same
    rows as JSON arrays of `--batch` records to /api/v1/ingest/charges from `--concurrency` client
    threads (the bodies are encoded before the clock starts), each with an Idempotency-Key. Wall time
@@ -185,6 +189,43 @@ def push(port: int, key: str, bodies: list[bytes], concurrency: int) -> tuple[fl
     return time.monotonic() - started, latencies, failures
 
 
+SERVICE_BATCHES_CODE = """
+import io, sys, time, django
+django.setup()
+from support_portal.core.imports.service import records_import
+path, size = sys.argv[1], int(sys.argv[2])
+with open(path, 'rb') as source:
+    header, lines = source.readline(), source.readlines()
+chunks = [header + b''.join(lines[i:i + size]) for i in range(0, len(lines), size)]
+started = time.monotonic()
+for chunk in chunks:
+    result = records_import(files={'charges.csv': io.BytesIO(chunk)}, actor=None, source='command')
+    assert result.ok, result.errors[:3]
+print(time.monotonic() - started)
+"""
+
+
+def service_in_batches(env: dict[str, str], charges_csv: Path, size: int) -> float:
+    """`records_import` called in one process for each `size`-line slice of charges.csv (no HTTP, no
+    JSON): what the API's batches cost the import service itself."""
+    out = subprocess.run(
+        [sys.executable, "-c", SERVICE_BATCHES_CODE, str(charges_csv), str(size)],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def empty_charges(url: str) -> None:
+    with connect(url) as connection:
+        connection.execute("TRUNCATE customers_charge CASCADE")
+        connection.execute("VACUUM ANALYZE customers_charge")
+        checkpoint(connection)
+
+
 def count_charges(url: str) -> int:
     with connect(url) as connection:
         return int(connection.execute("SELECT count(*) FROM customers_charge").fetchone()[0])
@@ -239,13 +280,14 @@ def run(options: argparse.Namespace) -> int:
         print(f"   {command_seconds:.1f} s, {loaded:,} charges", flush=True)
         assert loaded == options.charges, loaded
 
-        with connect(database_url) as connection:
-            connection.execute("TRUNCATE customers_charge CASCADE")
-            connection.execute("VACUUM ANALYZE customers_charge")
-            checkpoint(connection)
+        empty_charges(database_url)
+        print(f"2. records_import in-process, batches of {options.batch:,} lines of charges.csv", flush=True)
+        service_seconds = service_in_batches(env, directory / "charges.csv", options.batch)
+        print(f"   {service_seconds:.1f} s, {count_charges(database_url):,} charges", flush=True)
+        empty_charges(database_url)
         bodies = batches_of(directory, options.batch)
         print(
-            f"2. {len(bodies)} batches of {options.batch:,} ({sum(map(len, bodies)) / 1e6:.0f} MB of JSON)", flush=True
+            f"3. {len(bodies)} batches of {options.batch:,} ({sum(map(len, bodies)) / 1e6:.0f} MB of JSON)", flush=True
         )
         port = free_port()
         gunicorn = subprocess.Popen(
@@ -288,6 +330,7 @@ def run(options: argparse.Namespace) -> int:
         "gunicorn_workers": options.workers,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_average": os.getloadavg()},
         "import_records_seconds": command_seconds,
+        "service_batches_seconds": service_seconds,
         "api_seconds": api_seconds,
         "ratio": ratio,
         "batch_p50_seconds": latencies[len(latencies) // 2] if latencies else None,
@@ -298,14 +341,17 @@ def run(options: argparse.Namespace) -> int:
     out = directory.parent / f"result-api-{options.charges}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps(result, indent=2))
     print()
-    api_label = (
-        f"API, {len(bodies)} x {options.batch:,} over HTTP, {options.concurrency} clients, gunicorn {options.workers} w"
-    )
+    api_label = f"API, {len(bodies)} x {options.batch:,} over HTTP, {options.concurrency} clients"
+    api_label += f", gunicorn {options.workers} workers"
     print("| path | rows | wall (s) | rows/s |")
     print("|---|---:|---:|---:|")
     print(
         "| import_records (charges.csv) "
         f"| {options.charges:,} | {command_seconds:.1f} | {rate(options.charges, command_seconds)} |"
+    )
+    print(
+        f"| records_import in-process, {len(bodies)} x {options.batch:,} (no HTTP) | {options.charges:,} "
+        f"| {service_seconds:.1f} | {rate(options.charges, service_seconds)} |"
     )
     print(f"| {api_label} | {loaded:,} | {api_seconds:.1f} | {rate(loaded, api_seconds)} |")
     p50, p95 = result["batch_p50_seconds"] or 0, result["batch_p95_seconds"] or 0

@@ -14,7 +14,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-from collections.abc import Callable
+import operator
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -58,40 +59,58 @@ def _rejected(errors: list[str], count: int | None = None) -> Answer:
     )
 
 
-def _cell(value: object) -> str | None:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (str, int, float)):
-        return str(value)
-    return None  # objects and arrays are no column value
+# Values the CSV writer renders as the importer reads them (None: empty); a bool is rewritten first
+# (true / false), an object or array is no column value.
+_PLAIN_TYPES = frozenset({str, int, float, type(None)})
+
+
+def _record_errors(index: int, record: dict[str, Any], known: Mapping[str, object], columns: str) -> list[str]:
+    errors = []
+    for name, value in record.items():
+        if name not in known:
+            errors.append(f"records[{index}]: {name}: {Reason.UNKNOWN_COLUMN % columns}")
+        elif type(value) not in _PLAIN_TYPES and not isinstance(value, bool):
+            errors.append(f"records[{index}]: {name}: must be a string, a number, a boolean or null")
+    return errors
 
 
 def _as_csv(file_name: str, records: list[Any]) -> tuple[bytes | None, list[str]]:
-    """The batch as the CSV file of its kind, or the errors that keep it from being one."""
+    """The batch as the CSV file of its kind (columns: the required ones, then the others in the order
+    they first appear), or the errors that keep it from being one. Set operations per record, so a batch
+    of 10,000 takes milliseconds."""
     spec = SPECS_BY_FILE_NAME[file_name]
     known = spec.by_name
+    known_names = frozenset(known)
     errors: list[str] = []
     present: dict[str, None] = dict.fromkeys(spec.required_names)
     for index, record in enumerate(records):
-        if not isinstance(record, dict):
+        if type(record) is not dict:
             errors.append(f"records[{index}]: must be an object of column: value")
             continue
-        for name, value in record.items():
-            if name not in known:
-                errors.append(f"records[{index}]: {name}: {Reason.UNKNOWN_COLUMN % ', '.join(spec.column_names)}")
-            elif _cell(value) is None:
-                errors.append(f"records[{index}]: {name}: must be a string, a number, a boolean or null")
+        types = set(map(type, record.values()))
+        if not (record.keys() <= known_names and types <= _PLAIN_TYPES):
+            if bool in types and record.keys() <= known_names and types - {bool} <= _PLAIN_TYPES:
+                record.update({k: ("true" if v else "false") for k, v in record.items() if isinstance(v, bool)})
             else:
-                present.setdefault(name)
+                errors += _record_errors(index, record, known, ", ".join(spec.column_names))
+                continue
+        if not record.keys() <= present.keys():
+            present.update(dict.fromkeys(record))
     if errors:
         return None, errors
     columns = list(present)
+    pick = operator.itemgetter(*columns)
+    count = len(columns)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
-    writer.writerows([_cell(record.get(name)) for name in columns] for record in records)
+    if count == 1:
+        writer.writerows([record.get(columns[0])] for record in records)
+    else:
+        # A record with every column is picked in one call; one without some gets empties for them.
+        writer.writerows(
+            pick(record) if len(record) == count else [record.get(name) for name in columns] for record in records
+        )
     return out.getvalue().encode(), []
 
 
