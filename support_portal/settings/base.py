@@ -206,8 +206,16 @@ API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="600/m")
 # simulators' callbacks; any verifies). Development has fixed ones; production takes them from the
 # environment only and refuses every callback of a provider without one.
 PAYOUT_WEBHOOK_SECRETS = {
-    "sevenbank-atm": env.list("PAYOUT_WEBHOOK_SECRET_SEVENBANK_ATM", default=["dev-only-sevenbank-atm-webhook-secret"]),
-    "point-codes": env.list("PAYOUT_WEBHOOK_SECRET_POINT_CODES", default=["dev-only-point-codes-webhook-secret"]),
+    "sevenbank-atm": [
+        secret
+        for secret in env.list("PAYOUT_WEBHOOK_SECRET_SEVENBANK_ATM", default=["dev-only-sevenbank-atm-webhook-secret"])
+        if secret
+    ],
+    "point-codes": [
+        secret
+        for secret in env.list("PAYOUT_WEBHOOK_SECRET_POINT_CODES", default=["dev-only-point-codes-webhook-secret"])
+        if secret
+    ],
 }
 PAYOUT_WEBHOOK_TOLERANCE_SECONDS = 5 * 60
 # Where the provider simulators POST their signed callbacks (…/api/v1/webhooks/); empty: in process.
