@@ -10,7 +10,7 @@ DJANGO_ADMIN_URL (a path that is not /admin/), DJANGO_CSRF_TRUSTED_ORIGINS.
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import DATABASES, env, webhook_secrets
+from .base import DATABASES, env
 
 _REQUIRED = ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL", "PAYOUT_ENCRYPTION_KEY")
 _missing = [name for name in _REQUIRED if not env.str(name, default="")]
@@ -51,8 +51,11 @@ CSRF_COOKIE_NAME = "__Host-csrftoken"
 # Provider callbacks: the signing secrets come from the environment only (no development default); a
 # provider without one has every callback refused.
 PAYOUT_WEBHOOK_SECRETS = {
-    "sevenbank-atm": webhook_secrets("PAYOUT_WEBHOOK_SECRET_SEVENBANK_ATM", []),
-    "point-codes": webhook_secrets("PAYOUT_WEBHOOK_SECRET_POINT_CODES", []),
+    provider: [secret for secret in env.list(variable, default=[]) if secret]
+    for provider, variable in (
+        ("sevenbank-atm", "PAYOUT_WEBHOOK_SECRET_SEVENBANK_ATM"),
+        ("point-codes", "PAYOUT_WEBHOOK_SECRET_POINT_CODES"),
+    )
 }
 
 # Static files: WhiteNoise serves the collected files (hashed, compressed names) straight from gunicorn.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 
 import pytest
@@ -57,10 +58,10 @@ def test_use_notes_last_used_at_at_most_once_a_minute() -> None:
     first = timezone.now()
 
     api_key_authenticate(key=created.key, now=first)
-    api_key_authenticate(key=created.key, now=first + timezone.timedelta(seconds=30))
+    api_key_authenticate(key=created.key, now=first + dt.timedelta(seconds=30))
     assert ApiKey.objects.get(pk=created.api_key.pk).last_used_at == first
-    api_key_authenticate(key=created.key, now=first + timezone.timedelta(seconds=61))
-    assert ApiKey.objects.get(pk=created.api_key.pk).last_used_at == first + timezone.timedelta(seconds=61)
+    api_key_authenticate(key=created.key, now=first + dt.timedelta(seconds=61))
+    assert ApiKey.objects.get(pk=created.api_key.pk).last_used_at == first + dt.timedelta(seconds=61)
 
 
 def test_key_creation_and_revocation_are_audited_with_the_acting_user_and_no_hash() -> None:
@@ -119,7 +120,8 @@ def test_a_manager_revokes_keys_with_the_admin_action(client: Client) -> None:
     )
 
     assert response.status_code == 302
-    assert ApiKey.objects.get(pk=live.api_key.pk).revoked_by.username == "mgr"
+    revoked_by = ApiKey.objects.get(pk=live.api_key.pk).revoked_by
+    assert revoked_by is not None and revoked_by.username == "mgr"
     assert ApiKey.objects.get(pk=other.api_key.pk).revoked_at is None
 
 

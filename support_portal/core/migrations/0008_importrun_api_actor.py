@@ -4,20 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0007_import_set_aside_keys'),
+        ("core", "0007_import_set_aside_keys"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='importrun',
-            name='actor_label',
-            field=models.CharField(blank=True, max_length=64, verbose_name='actor (not a user)'),
+            model_name="importrun",
+            name="actor_label",
+            field=models.CharField(blank=True, max_length=64, verbose_name="actor (not a user)"),
         ),
         migrations.AlterField(
-            model_name='importrun',
-            name='source',
-            field=models.CharField(choices=[('command', 'Management command'), ('admin', 'Admin upload'), ('api', 'API')], max_length=16, verbose_name='source'),
+            model_name="importrun",
+            name="source",
+            field=models.CharField(
+                choices=[("command", "Management command"), ("admin", "Admin upload"), ("api", "API")],
+                max_length=16,
+                verbose_name="source",
+            ),
         ),
     ]
