@@ -14,6 +14,7 @@ from pghistory.models import Events
 from payouts.models import Payout, PayoutStatus, PayoutTransition, ProviderCallback
 from payouts.providers.callbacks import provider_callback_send
 from payouts.services import payout_issue, payouts_create_for_approved_claims
+from support_portal.accounts.audit_trail import audit_timeline
 from support_portal.api.signing import signature_header
 from tests.payouts.conftest import approved_claim, make_program
 
@@ -222,3 +223,14 @@ def test_the_simulator_posts_to_the_configured_url(settings, live_server) -> Non
 
     assert (sent.status_code, sent.body["payout_status"]) == (200, "settled")
     assert state(payout) == ("settled", 3, 1)
+
+
+def test_the_audit_trail_names_the_provider_as_the_actor_of_the_change(client: Client) -> None:
+    payout = issued()
+    send(client, "sevenbank-atm", event(payout, "voucher.redeemed"), secret=ATM_SECRET)
+
+    entries = audit_timeline(kind="payout", object_id=payout.pk) or []
+
+    changes = [(entry.actor, entry.details) for entry in entries if entry.source == "change" and entry.what == "update"]
+    actor, details = changes[-1]
+    assert (actor, details.split(", ")[0]) == ("provider:sevenbank-atm", "status: issued → settled")
