@@ -34,6 +34,27 @@ class ApiKeyAuth(HttpBearer):
         return api_key_authenticate(key=token)
 
 
+class ApiKeyRateThrottle(AuthRateThrottle):
+    """API_RATE_LIMIT requests per API key (by its prefix), counted in the cache (Redis in production);
+    the rate is read from the settings at each request. Unauthenticated requests count per address."""
+
+    scope = "api_key"
+
+    def __init__(self) -> None:
+        super().__init__(settings.API_RATE_LIMIT)
+
+    def allow_request(self, request: HttpRequest) -> bool:
+        if self.rate != settings.API_RATE_LIMIT:
+            self.rate = settings.API_RATE_LIMIT
+            self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request)
+
+    def get_cache_key(self, request: HttpRequest) -> str:
+        api_key = getattr(request, "auth", None)
+        ident = api_key.prefix if isinstance(api_key, ApiKey) else self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
 def api_key_of(request: HttpRequest, *, scope: str) -> ApiKey:
     """The request's API key, refused (403) unless it has `scope`."""
     api_key = getattr(request, "auth", None)
@@ -155,7 +176,7 @@ def build_api() -> NinjaAPI:
         "payout providers call back (signed). docs/api.md.",
         urls_namespace="api-v1",
         auth=ApiKeyAuth(),
-        throttle=[AuthRateThrottle(settings.API_RATE_LIMIT)],
+        throttle=[ApiKeyRateThrottle()],
     )
     api.add_router("/ingest", _ingest_router())
     for prefix, factory in _routers:

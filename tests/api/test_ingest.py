@@ -253,3 +253,18 @@ def test_the_openapi_schema_lists_every_endpoint(client: Client) -> None:
         "/api/v1/webhooks/{provider}",
     ]
     assert client.get("/api/v1/docs").status_code == 200
+
+
+def test_beyond_the_rate_limit_a_key_gets_429_and_nothing_is_written(client: Client, settings) -> None:
+    settings.API_RATE_LIMIT = "2/m"
+    limited, other = make_key("ingest", name="limited"), make_key("ingest", name="other")
+    post_json(client, CUSTOMERS, customers(1), key=limited.key)
+    post_json(client, CUSTOMERS, customers(1, start=1), key=limited.key)
+    before = state()
+
+    refused = post_json(client, CUSTOMERS, customers(1, start=2), key=limited.key)
+    allowed = post_json(client, CUSTOMERS, customers(1, start=3), key=other.key)
+
+    assert (refused.status_code, allowed.status_code) == (429, 200)
+    assert state() == (before[0] + 1, before[1] + 1, before[2])
+    assert not Customer.objects.filter(customer_id="API00002").exists()
