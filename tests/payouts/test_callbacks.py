@@ -4,10 +4,13 @@ transitions naming the provider. The simulators send real signed callbacks."""
 
 from __future__ import annotations
 
+import io
 import json
 import time
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.test import Client
 from pghistory.models import Events
 
@@ -234,3 +237,18 @@ def test_the_audit_trail_names_the_provider_as_the_actor_of_the_change(client: C
     changes = [(entry.actor, entry.details) for entry in entries if entry.source == "change" and entry.what == "update"]
     actor, details = changes[-1]
     assert (actor, details.split(", ")[0]) == ("provider:sevenbank-atm", "status: issued → settled")
+
+
+def test_the_command_sends_a_signed_callback_and_a_replay_changes_nothing() -> None:
+    payout = issued()
+    out = io.StringIO()
+
+    call_command("simulate_provider_callback", payout.pk, "voucher.redeemed", "--event-id", "evt_cmd", stdout=out)
+    call_command("simulate_provider_callback", payout.pk, "voucher.redeemed", "--event-id", "evt_cmd", stdout=out)
+
+    lines = out.getvalue().splitlines()
+    assert [line.split(" ", 2)[:2] for line in lines] == [["evt_cmd:", "200"], ["evt_cmd:", "200"]]
+    assert '"duplicate"' in lines[1]
+    assert state(payout) == ("settled", 3, 1)
+    with pytest.raises(CommandError):
+        call_command("simulate_provider_callback", payout.pk, "voucher.expired", stdout=out)  # 409
