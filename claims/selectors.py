@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from claims.engine import Entitlement, compute_entitlements, require_postgresql, staging
-from claims.models import Program
+from claims.models import Claim, Program
 from support_portal.core.business_days import BusinessCalendar, business_calendar
 from support_portal.core.csv_export import CsvDictWriter, CsvWriter
 
@@ -104,3 +104,34 @@ def program_dry_run_write(
                     amount += amount_jpy
         transaction.set_rollback(True)
     return DryRunTotals(subjects=subjects, eligible=eligible_count, amount_jpy=amount)
+
+
+@dataclass(frozen=True)
+class ClaimStatusView:
+    """What an integration may read of a claim: where it stands and how much, nothing personal."""
+
+    program: str
+    subject: str
+    status: str
+    eligible: bool
+    reason: str
+    amount_jpy: int
+    approved_amount_jpy: int | None
+    computed_at: dt.datetime
+
+
+def claim_status_by_subject(*, program_slug: str, subject: str) -> ClaimStatusView | None:
+    """The claim of `subject` in the program (the (program, subject) UNIQUE index), or None."""
+    row = (
+        Claim.objects.filter(program__slug=program_slug, subject=subject)
+        .values_list("status", "eligible", "reason", "amount_jpy", "approved_amount_jpy", "computed_at")
+        .first()
+    )
+    if row is None:
+        return None
+    status, eligible, reason, amount, approved, computed_at = row
+    return ClaimStatusView(program_slug, subject, status, eligible, reason, amount, approved, computed_at)
+
+
+def program_by_slug(*, slug: str) -> Program | None:
+    return Program.objects.filter(slug=slug).first()

@@ -5,3 +5,10 @@ from django.utils.translation import gettext_lazy as _
 class PayoutsConfig(AppConfig):
     name = "payouts"
     verbose_name = _("Payouts and notices")
+
+    def ready(self) -> None:
+        from payouts.api import payouts_router, webhooks_router  # noqa: PLC0415 - app registry
+        from support_portal.api.v1 import api_router_register  # noqa: PLC0415
+
+        api_router_register("/payouts", payouts_router)
+        api_router_register("/webhooks", webhooks_router)

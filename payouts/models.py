@@ -528,3 +528,30 @@ class PayoutSecretReveal(models.Model):
 
     def __str__(self) -> str:
         return f"payout {self.payout_id} revealed by {self.actor_id}"
+
+
+class ProviderCallback(models.Model):
+    """One signed callback of a payout provider that moved (or found already moved) a payout, kept per
+    (provider, event id) — the UNIQUE constraint makes a replayed callback change nothing."""
+
+    provider = models.CharField(_("provider"), max_length=32)
+    event_id = models.CharField(_("event id"), max_length=128)
+    event_type = models.CharField(_("event type"), max_length=64)
+    payout = models.ForeignKey(Payout, on_delete=models.PROTECT, related_name="+", db_index=False)
+    status_before = models.CharField(_("status before"), max_length=16, choices=PayoutStatus.choices)
+    status_after = models.CharField(_("status after"), max_length=16, choices=PayoutStatus.choices)
+    signed_at = models.DateTimeField(_("signed at"))
+    received_at = models.DateTimeField(_("received at"))
+
+    class Meta:
+        verbose_name = _("provider callback")
+        verbose_name_plural = _("provider callbacks")
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "event_id"], name="provider_callback_event_unique"),
+        ]
+        indexes = [models.Index(fields=["payout"], name="provider_callback_payout_idx")]
+        # Append-only, like the transitions it explains.
+        triggers = [pgtrigger.Protect(name="append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.event_id} ({self.event_type})"

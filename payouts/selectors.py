@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from claims.models import ClaimStatus, PayoutMethod
@@ -35,3 +36,24 @@ def payout_held_by_batch(*, payout_id: int) -> bool:
 def payout_masked_code(*, payout: Payout) -> str:
     """The masked code or URL of an issued payout ('' when none); never decrypts."""
     return PayoutSecret.objects.filter(payout=payout).values_list("masked", flat=True).first() or ""
+
+
+@dataclasses.dataclass(frozen=True)
+class PayoutStatusView:
+    """What an integration may read of a payout: never its code, URL, PIN or provider reference."""
+
+    id: int
+    claim_id: int  # values_list names it "claim_id"
+    method: str
+    amount_jpy: int
+    status: str
+    offer: int
+    issued_at: dt.datetime | None
+    expires_at: dt.datetime | None
+    updated_at: dt.datetime
+
+
+def payout_status(*, payout_id: int) -> PayoutStatusView | None:
+    fields = [field.name for field in dataclasses.fields(PayoutStatusView)]
+    row = Payout.objects.filter(pk=payout_id).values_list(*fields).first()
+    return PayoutStatusView(*row) if row is not None else None

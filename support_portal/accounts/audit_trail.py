@@ -76,7 +76,11 @@ def _events(objs: list[models.Model]) -> list[TimelineEntry]:
     for row in rows:
         context = row["pgh_context"] or {}
         user = context.get("user")
-        actor = names.get(str(user), f"user {user}") if user is not None else _system_label(context)
+        if user is not None:
+            actor = names.get(str(user), f"user {user}")
+        else:
+            # An API key (`api:<prefix>`) or a provider's callback (`provider:<name>`), else the system.
+            actor = str(context["actor"]) if context.get("actor") else _system_label(context)
         model_name = row["pgh_obj_model"].rsplit(".", 1)[-1].lower()
         entries.append(
             TimelineEntry(

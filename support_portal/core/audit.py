@@ -9,7 +9,9 @@ trigger sees those changes. See docs/audit.md.
   every update, and the row on delete. Inserts are recorded by the ImportRun that loaded the file (who,
   when, checksum) instead of one event per imported row.
 - `audit_context(actor=…)` — every service function that changes state runs inside it, so each event
-  names the acting user (the request middleware does the same for admin requests).
+  names the acting user (the request middleware does the same for admin requests), or a `LabelledActor`
+  that is no user: an API key (`api:<prefix>`) or a payout provider's signed callback (`provider:<name>`),
+  recorded as the context's `actor`; services nested inside keep it.
 """
 
 import os
@@ -17,6 +19,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pghistory
@@ -41,12 +44,46 @@ def source_history() -> Callable[[Any], Any]:
     )
 
 
+@dataclass(frozen=True)
+class LabelledActor:
+    """An actor that is not a staff user: `api:<key prefix>` (an API key) or `provider:<name>` (a payout
+    provider's signed callback). Its changes record no user; the audit context names it as `actor`."""
+
+    label: str
+
+    # Duck-typed like AnonymousUser where a service asks (an actor id for a user foreign key: none).
+    is_authenticated = False
+    pk = None
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def api_key_actor(*, prefix: str) -> LabelledActor:
+    return LabelledActor(label=f"api:{prefix}")
+
+
+def provider_actor(*, name: str) -> LabelledActor:
+    return LabelledActor(label=f"provider:{name}")
+
+
+Actor = AbstractBaseUser | AnonymousUser | LabelledActor | None
+
+
 @contextmanager
-def audit_context(*, actor: AbstractBaseUser | AnonymousUser | None, **metadata: Any) -> Iterator[None]:
-    """Attributes every change made inside the block to `actor` (None: the system, e.g. a beat job)."""
+def audit_context(*, actor: Actor, **metadata: Any) -> Iterator[None]:
+    """Attributes every change made inside the block to `actor` (None: the system, e.g. a beat job).
+
+    A `LabelledActor` is recorded as `actor=<label>` (no user). Nested blocks add their metadata to the
+    outer context, so a service called under an API key's block (with actor=None) still names the key.
+    """
     if connection.vendor != "postgresql":
         # SQLite (first run only) has no audit triggers, and pghistory's context SQL breaks its cursor.
         yield
+        return
+    if isinstance(actor, LabelledActor):
+        with pghistory.context(user=None, actor=actor.label, **metadata):
+            yield
         return
     user_id = actor.pk if actor is not None and actor.is_authenticated else None
     with pghistory.context(user=user_id, **metadata):

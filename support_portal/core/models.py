@@ -20,8 +20,11 @@ class ImportRun(models.Model):
     class Source(models.TextChoices):
         COMMAND = "command", _("Management command")
         ADMIN = "admin", _("Admin upload")
+        API = "api", _("API")
 
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
+    # Who loaded it when that is no user: the API key (`api:<prefix>`) of an API batch.
+    actor_label = models.CharField(_("actor (not a user)"), max_length=64, blank=True)
     source = models.CharField(_("source"), max_length=16, choices=Source.choices)
     file_name = models.CharField(_("file"), max_length=255)
     sha256 = models.CharField(_("SHA-256"), max_length=64)

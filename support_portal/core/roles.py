@@ -147,6 +147,10 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "accounts.view_audit_trail",
         "accounts.view_securityevent",
         "accounts.view_exportrecord",
+        # API keys of the source systems (created and revoked in the admin, audited).
+        "api.view_apikey",
+        "api.add_apikey",
+        "api.revoke_apikey",
         *_TICKET_WORK,
         "tickets.view_all_queues",
         "tickets.view_dashboard",

@@ -36,7 +36,10 @@ INSTALLED_APPS = [
     "pgtrigger",
     "pghistory",
     "pghistory.admin",
+    # django-ninja: the API's docs page takes its Swagger UI files from this app's static folder.
+    "ninja",
     "support_portal.core",
+    "support_portal.api",
     "support_portal.accounts",
     "support_portal.customers",
     "claims",
@@ -195,6 +198,28 @@ LOGIN_LOCKOUT_WINDOW_SECONDS = env.int("LOGIN_LOCKOUT_WINDOW_SECONDS", default=1
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 # Signed out after this many seconds without a request (0: only SESSION_COOKIE_AGE applies).
 SESSION_IDLE_TIMEOUT = env.int("DJANGO_SESSION_IDLE_TIMEOUT", default=30 * 60)
+
+# --- The API (/api/v1/, support_portal/api, docs/operations.md "API") ---
+# Requests per API key (django-ninja's throttle, in the cache: Redis under production settings).
+API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="600/m")
+# Payout providers' callback signing secrets, comma-separated for rotation (the first signs the
+# simulators' callbacks; any verifies). Development has fixed ones; production takes them from the
+# environment only and refuses every callback of a provider without one.
+PAYOUT_WEBHOOK_SECRETS = {
+    "sevenbank-atm": [
+        secret
+        for secret in env.list("PAYOUT_WEBHOOK_SECRET_SEVENBANK_ATM", default=["dev-only-sevenbank-atm-webhook-secret"])
+        if secret
+    ],
+    "point-codes": [
+        secret
+        for secret in env.list("PAYOUT_WEBHOOK_SECRET_POINT_CODES", default=["dev-only-point-codes-webhook-secret"])
+        if secret
+    ],
+}
+PAYOUT_WEBHOOK_TOLERANCE_SECONDS = 5 * 60
+# Where the provider simulators POST their signed callbacks (…/api/v1/webhooks/); empty: in process.
+PAYOUT_PROVIDER_CALLBACK_URL = env.str("PAYOUT_PROVIDER_CALLBACK_URL", default="")
 
 # Content-Security-Policy (Django's own middleware): same-origin scripts, styles, images and forms only;
 # no inline script or style. An unavoidable inline <script>/<style> carries nonce="{{ csp_nonce }}".

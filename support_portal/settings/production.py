@@ -48,6 +48,16 @@ if not REQUIRE_2FA:
 SESSION_COOKIE_NAME = "__Host-sessionid"
 CSRF_COOKIE_NAME = "__Host-csrftoken"
 
+# Provider callbacks: the signing secrets come from the environment only (no development default); a
+# provider without one has every callback refused.
+PAYOUT_WEBHOOK_SECRETS = {
+    provider: [secret for secret in env.list(variable, default=[]) if secret]
+    for provider, variable in (
+        ("sevenbank-atm", "PAYOUT_WEBHOOK_SECRET_SEVENBANK_ATM"),
+        ("point-codes", "PAYOUT_WEBHOOK_SECRET_POINT_CODES"),
+    )
+}
+
 # Static files: WhiteNoise serves the collected files (hashed, compressed names) straight from gunicorn.
 MIDDLEWARE = [*MIDDLEWARE]  # noqa: F405
 MIDDLEWARE.insert(

@@ -38,6 +38,7 @@ EXPECTED_ADMIN_LINKS = {
         "/admin/claims/program/",
         "/admin/claims/submission/",
         "/admin/claims/grant/",
+        "/admin/api/apikey/",
         "/admin/core/closedday/",
         "/admin/core/importrun/",
         "/admin/core/workerheartbeat/",

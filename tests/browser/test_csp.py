@@ -100,3 +100,14 @@ def test_application_page_runs_without_csp_violations(watched_page, live_server,
 
     assert response is not None and response.status == 200
     assert _violations(page, console_errors) == []
+
+
+def test_the_api_docs_page_renders_its_operations_without_a_violation(live_server, watched_page) -> None:
+    page, console_errors = watched_page
+
+    page.goto(f"{live_server.url}/api/v1/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=15_000)
+
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert "/api/v1/ingest/charges" in [path.replace("\u200b", "") for path in paths]
+    assert _violations(page, console_errors) == []

@@ -102,6 +102,14 @@ RULES: dict[str, Rule] = {
     # Operations
     "core.closedday": editable("core", "closedday", delete=True),
     "core.importrun": read_only("core.view_importrun"),
+    # Created through the add page (the key shown once), revoked by an action; never changed or deleted.
+    "api.apikey": Rule(
+        changelist="api.view_apikey",
+        add="api.add_apikey",
+        change="api.view_apikey",
+        delete=NOBODY,
+        actions={"revoke": "api.revoke_apikey"},
+    ),
     "core.workerheartbeat": read_only("core.view_workerheartbeat"),
     # Customers (source data: read-only for every role)
     **{

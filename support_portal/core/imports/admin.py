@@ -27,6 +27,7 @@ RUN_FIELDS: list[str] = [
     "status",
     "source",
     "actor",
+    "actor_label",
     "sha256",
     "started_at",
     "finished_at",

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from support_portal.core.audit import audit_context
+from support_portal.core.audit import LabelledActor, audit_context
 from support_portal.core.imports import postgres, python_path
 from support_portal.core.imports.csv_files import (
     STORED_ERRORS_CAP,
@@ -38,6 +38,8 @@ from support_portal.core.models import ImportRun
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
+
+    ImportActor = User | LabelledActor | None
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +86,7 @@ def records_import(
     *,
     directory: Path | None = None,
     files: Mapping[str, FileInput] | None = None,
-    actor: User | None,
+    actor: ImportActor,
     source: str,
     progress: Progress | None = None,
     dry_run: bool = False,
@@ -144,7 +146,7 @@ def _import_in_parallel(
     inputs: Mapping[str, FileInput],
     *,
     jobs: int,
-    actor: User | None,
+    actor: ImportActor,
     source: str,
     progress: Progress | None,
 ) -> list[FileOutcome]:
@@ -337,9 +339,10 @@ def _size(file_input: FileInput) -> int:
     return int(size)
 
 
-def _start_run(name: str, *, actor: User | None, source: str) -> ImportRun:
+def _start_run(name: str, *, actor: ImportActor, source: str) -> ImportRun:
     return ImportRun.objects.create(
-        actor=actor if actor is not None and actor.pk is not None else None,
+        actor=actor if actor is not None and not isinstance(actor, LabelledActor) and actor.pk is not None else None,
+        actor_label=actor.label if isinstance(actor, LabelledActor) else "",
         source=source,
         file_name=name[:255],
         status=ImportRun.Status.RUNNING,
@@ -359,7 +362,7 @@ def _finish_run(run: ImportRun, outcome: FileOutcome) -> None:
 
 
 def _record_unknown_file(
-    name: str, file_input: FileInput, *, actor: User | None, source: str, dry_run: bool
+    name: str, file_input: FileInput, *, actor: ImportActor, source: str, dry_run: bool
 ) -> FileOutcome:
     run = _start_run(name, actor=actor, source=source)
     errors = ErrorList(name)
@@ -382,7 +385,7 @@ def _import_file(
     spec: FileSpec,
     file_input: FileInput,
     *,
-    actor: User | None,
+    actor: ImportActor,
     source: str,
     progress: Progress | None,
     dry_run: bool,

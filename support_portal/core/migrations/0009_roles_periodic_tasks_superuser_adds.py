@@ -7,7 +7,7 @@ from support_portal.core.roles import roles_sync_migration
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("core", "0007_import_set_aside_keys"),
+        ("core", "0008_importrun_api_actor"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
