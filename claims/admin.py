@@ -58,7 +58,7 @@ from support_portal.accounts.services import export_audit_record
 from support_portal.core.admin_tools import BigTableAdmin, ReadOnlyAdmin, ReadOnlyInline
 from support_portal.core.audit import audit_context
 from support_portal.core.charts import bar_chart_svg, line_chart_svg
-from support_portal.core.masking import mask_email
+from support_portal.core.masking import mask_email, mask_phone
 from support_portal.customers.models import Charge, Subscription
 
 RUN_PERMISSION = "claims.run_program"
@@ -766,9 +766,26 @@ class SubmissionAdmin(BigTableAdmin):
     list_select_related = ["program"]
     search_fields = ["=submission_id", "=subject"]
 
-    @admin.display(description="contact")
+    @admin.display(description=_("contact email"))
     def masked_contact(self, obj: Submission) -> str:
         return mask_email(obj.contact_email)
+
+    @admin.display(description=_("contact phone"))
+    def masked_phone(self, obj: Submission) -> str:
+        return mask_phone(obj.contact_phone)
+
+    def get_fields(self, request: HttpRequest, obj: Submission | None = None) -> list[Any]:  # type: ignore[override]
+        """A recorded submission shows its contact masked, whatever the URL or the user's rights: it is a
+        record as received (nobody changes it here), and the clear address is for the notice, not for staff."""
+        fields = list(super().get_fields(request, obj))
+        if obj is None:
+            return fields
+        masked = {"contact_email": "masked_contact", "contact_phone": "masked_phone"}
+        return [masked.get(name, name) for name in fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Submission | None = None) -> list[str]:  # type: ignore[override]
+        readonly = list(super().get_readonly_fields(request, obj))
+        return readonly if obj is None else [*readonly, "masked_contact", "masked_phone"]
 
 
 @admin.register(MergeOffer)

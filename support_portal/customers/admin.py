@@ -52,8 +52,15 @@ class CustomerAdmin(BigTableAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        """The customer 360 page (read-only; customers are source data, changed only by imports)."""
-        if request.method != "GET" or "_edit" in request.GET:
+        """The customer 360 page (read-only; customers are source data, changed only by imports).
+
+        No query string switches to the default form (it would show the contact data in clear): every GET
+        is the 360 page, masked unless the user holds the unmasked-contact permission; a POST is for
+        someone who may change customers (no role may).
+        """
+        if request.method != "GET":
+            if not self.has_change_permission(request):
+                raise PermissionDenied
             return super().change_view(request, object_id, form_url, extra_context)
         # Permission first: a refused user must not learn which customer ids exist (403, not 404).
         if not self.has_view_permission(request):
