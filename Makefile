@@ -52,7 +52,7 @@ check-deploy: $(STAMP)
 	DJANGO_SETTINGS_MODULE=support_portal.settings.production \
 	DJANGO_SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))') \
 	DJANGO_ALLOWED_HOSTS=backoffice.example.jp DATABASE_URL=postgres://u:p@db.invalid/portal \
-	DJANGO_ADMIN_URL=ops-7f3a/ PAYOUT_ENCRYPTION_KEY=$$($(PY) -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
+	DJANGO_ADMIN_URL=ops-7f3a/ METRICS_TOKEN=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(32))') PAYOUT_ENCRYPTION_KEY=$$($(PY) -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
 	$(PY) manage.py check --deploy --fail-level WARNING
 
 # The production stack without containers: production settings, gunicorn + Celery worker + beat on a

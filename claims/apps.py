@@ -5,3 +5,9 @@ from django.utils.translation import gettext_lazy as _
 class ClaimsConfig(AppConfig):
     name = "claims"
     verbose_name = _("Compensation programs and claims")
+
+    def ready(self) -> None:
+        from claims.monitoring import claims_figures  # noqa: PLC0415 - app registry
+        from support_portal.core.monitoring.figures import figure_provider_register  # noqa: PLC0415
+
+        figure_provider_register("claims", claims_figures)

@@ -99,6 +99,8 @@ EXPECTED_ROLES: dict[str, set[str]] = {
         "core.change_closedday",
         "core.delete_closedday",
         "core.view_workerheartbeat",
+        "core.view_operations_health",
+        "core.view_sweeprun",
         "django_celery_beat.view_periodictask",
         "django_celery_beat.add_periodictask",
         "django_celery_beat.change_periodictask",
