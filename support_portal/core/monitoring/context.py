@@ -25,6 +25,24 @@ def request_id_accept(incoming: str | None) -> str:
     return uuid.uuid4().hex
 
 
+def _request_started(sender: Any = None, environ: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    """Set for the whole request, including what Django logs after the middleware (django.request's
+    "Not Found" lines); cleared when the response is closed (request_finished)."""
+    incoming = None
+    if environ is not None:
+        incoming = environ.get("HTTP_X_REQUEST_ID")
+    else:
+        scope = kwargs.get("scope") or {}
+        headers = dict(scope.get("headers") or [])
+        raw = headers.get(b"x-request-id")
+        incoming = raw.decode("latin-1") if raw else None
+    request_id_var.set(request_id_accept(incoming))
+
+
+def _request_finished(**kwargs: Any) -> None:
+    request_id_var.set(None)
+
+
 def _before_publish(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
     """A task sent while handling a request carries the request id (its log lines name it too)."""
     request_id = request_id_var.get()
@@ -47,6 +65,10 @@ def _task_finished(**kwargs: Any) -> None:
 
 
 def context_signals_connect() -> None:
+    from django.core.signals import request_finished, request_started  # noqa: PLC0415
+
+    request_started.connect(_request_started, dispatch_uid="core_log_request_started", weak=False)
+    request_finished.connect(_request_finished, dispatch_uid="core_log_request_finished", weak=False)
     signals.before_task_publish.connect(_before_publish, dispatch_uid="core_log_before_publish", weak=False)
     signals.task_prerun.connect(_task_started, dispatch_uid="core_log_task_started", weak=False)
     signals.task_postrun.connect(_task_finished, dispatch_uid="core_log_task_finished", weak=False)

@@ -28,13 +28,13 @@ class RequestContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id = request_id_accept(request.META.get("HTTP_X_REQUEST_ID"))
-        token = request_id_var.set(request_id)
+        # Normally set by the request_started signal (context.py) so it covers Django's own log lines too.
+        request_id = request_id_var.get()
+        if request_id is None:
+            request_id = request_id_accept(request.META.get("HTTP_X_REQUEST_ID"))
+            request_id_var.set(request_id)
         started = time.perf_counter()
-        try:
-            response = self.get_response(request)
-        finally:
-            request_id_var.reset(token)
+        response = self.get_response(request)
         response["X-Request-ID"] = request_id
         REQUEST_LATENCY.labels(
             view=self._view(request),
