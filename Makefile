@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv system-deps run test test-fast lint typecheck migrations-check check-deploy messages demo-data prod-smoke bench-import bench-claims bench-desk bench-payouts clean
+.PHONY: help venv system-deps run test test-fast lint typecheck migrations-check check-deploy messages demo-data prod-smoke bench-import bench-claims bench-desk bench-payouts bench-health clean
 
 help:
 	@echo "make run         - set up, load demo data once, run web + Celery worker + beat (Ctrl-C stops all);"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench-claims N=1000000 - login-outage-2024 preview/run benchmark (see docs/benchmarks.md)"
 	@echo "make bench-desk N=1000000 - support desk page latencies (see docs/benchmarks.md)"
 	@echo "make bench-payouts N=1000000 - payout creation and notices (see docs/benchmarks.md)"
+	@echo "make bench-health N=1000000 - /readyz and /metrics latencies (see docs/benchmarks.md)"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON_FOR_VENV)" || { echo "No Python >= 3.12 found (see README)"; exit 1; }
@@ -75,6 +76,10 @@ bench-desk: $(STAMP)
 bench-payouts: $(STAMP)
 	PG_SETTINGS="-c shared_buffers=2GB -c max_wal_size=8GB -c maintenance_work_mem=1GB -c work_mem=64MB" \
 	  scripts/with-services $(PY) bench/payout_creation.py --claims $${N:-1000000}
+
+bench-health: $(STAMP)
+	PG_SETTINGS="-c shared_buffers=2GB -c max_wal_size=8GB -c maintenance_work_mem=1GB -c work_mem=64MB" \
+	  scripts/with-services $(PY) bench/health_endpoints.py --customers $${N:-1000000}
 
 clean:
 	rm -rf $(VENV) var db.sqlite3
