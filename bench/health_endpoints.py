@@ -129,7 +129,7 @@ def measure(database_url: str, requests: int, warmup: int, out: Path) -> int:
             cursor.execute(f"SELECT count(*) FROM {table}")
             counts[table] = cursor.fetchone()[0]
     figures: dict[str, Any] = {"rows": counts, "endpoints": {}}
-    headers = {"readyz": {}, "metrics": {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}}
+    headers: dict[str, dict[str, Any]] = {"readyz": {}, "metrics": {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}}
     for endpoint in TARGETS_MS:
         timings: list[float] = []
         statuses: set[int] = set()
@@ -162,6 +162,25 @@ def measure(database_url: str, requests: int, warmup: int, out: Path) -> int:
             f"{row['queries']} queries (HTTP {row['statuses']})",
             flush=True,
         )
+    # What the figures would cost as full counts (the alternative to capped counts and estimates), and
+    # the exact values to compare the estimates with.
+    full_counts = {
+        "payouts by status": "SELECT status, count(*) FROM payouts_payout GROUP BY status ORDER BY status",
+        "claims awaiting review": "SELECT status, count(*) FROM claims_claim WHERE status IN "
+        "('pending_review', 'awaiting_second_approval', 'needs_rereview') GROUP BY status ORDER BY status",
+        "notices pending": "SELECT count(*) FROM payouts_payoutnotice WHERE status = 'pending'",
+    }
+    figures["full_counts"] = {}
+    with connection.cursor() as cursor:
+        for name, sql in full_counts.items():
+            runs = []
+            for _ in range(5):
+                started = time.perf_counter()
+                cursor.execute(sql)
+                rows = cursor.fetchall()
+                runs.append((time.perf_counter() - started) * 1000)
+            figures["full_counts"][name] = {"median_ms": statistics.median(runs), "rows": [list(r) for r in rows]}
+            print(f"  full count, {name}: {statistics.median(runs):.1f} ms -> {rows}", flush=True)
     scrape = client.get("/metrics", **headers["metrics"]).content.decode()
     figures["sample_lines"] = [
         line

@@ -38,7 +38,9 @@ def claims_figures() -> list[Figure]:
     else:
         for program_id, slug in sorted(slugs.items()):
             for status in AWAITING_REVIEW_STATUSES:
-                group = awaiting.filter(program_id=program_id, status=status)
+                # Not `awaiting.filter(…)`: the redundant `status IN (…)` would make the planner multiply
+                # the two selectivities (a 4× underestimate, measured at 1M claims).
+                group = Claim.objects.filter(program_id=program_id, status=status)
                 oldest = group.order_by("computed_at").values_list("computed_at", flat=True).first()
                 if oldest is None:
                     continue

@@ -126,3 +126,30 @@ def test_no_personal_data_in_any_log_line_of_a_full_demo_run(production_logging)
     assert all(isinstance(json.loads(line), dict) for line in lines)
     leaks = {kind: sorted(v for v in found if v in text)[:5] for kind, found in values.items()}
     assert leaks == {kind: [] for kind in values}
+
+
+def test_a_task_sent_during_a_request_carries_the_request_id_into_its_log_lines():
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from support_portal.core.monitoring import context  # noqa: PLC0415
+
+    # Given a request being handled: the task message sent gets the request id as a header
+    token = context.request_id_var.set("req-0123456789")
+    headers: dict[str, str] = {}
+    try:
+        context._before_publish(headers=headers)
+    finally:
+        context.request_id_var.reset(token)
+    assert headers == {"portal_request_id": "req-0123456789"}
+
+    # When the worker starts the task (Celery copies message headers onto task.request)
+    task = SimpleNamespace(name="payouts.issue", request=SimpleNamespace(portal_request_id="req-0123456789"))
+    context._task_started(task_id="task-1", task=task)
+    try:
+        seen = (context.request_id_var.get(), context.task_id_var.get(), context.task_name_var.get())
+    finally:
+        context._task_finished()
+
+    # Then its log lines name the request, the task and its name; afterwards nothing is left behind
+    assert seen == ("req-0123456789", "task-1", "payouts.issue")
+    assert (context.request_id_var.get(), context.task_id_var.get()) == (None, None)
