@@ -23,6 +23,14 @@ def remove_schedule(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("core", "0007_import_set_aside_keys"),
+        ("django_celery_beat", "0019_alter_periodictasks_options"),
+        # After every app's roles migration, so the sync below grants the whole matrix on a fresh database.
+        ("accounts", "0002_roles"),
+        ("claims", "0016_claim_awaiting_review_idx"),
+        ("payouts", "0007_payout_tables_audited_transitions_append_only"),
+        ("banking", "0005_zengin_export_append_only"),
+        ("tickets", "0006_ticket_event_customer_category"),
+        ("identity", "0004_event_copied_keys_unindexed"),
     ]
 
     operations = [
