@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv system-deps run test test-fast lint typecheck migrations-check check-deploy messages demo-data prod-smoke bench-import bench-claims bench-desk bench-payouts bench-api clean
+.PHONY: help venv system-deps run test test-fast lint typecheck migrations-check check-deploy messages demo-data prod-smoke bench-import bench-claims bench-desk bench-payouts bench-api bench-health clean
 
 help:
 	@echo "make run         - set up, load demo data once, run web + Celery worker + beat (Ctrl-C stops all);"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench-desk N=1000000 - support desk page latencies (see docs/benchmarks.md)"
 	@echo "make bench-payouts N=1000000 - payout creation and notices (see docs/benchmarks.md)"
 	@echo "make bench-api N=1000000 - charges over the API (gunicorn, batches of 10,000) vs import_records"
+	@echo "make bench-health N=1000000 - /readyz and /metrics latencies (see docs/benchmarks.md)"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON_FOR_VENV)" || { echo "No Python >= 3.12 found (see README)"; exit 1; }
@@ -53,7 +54,7 @@ check-deploy: $(STAMP)
 	DJANGO_SETTINGS_MODULE=support_portal.settings.production \
 	DJANGO_SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))') \
 	DJANGO_ALLOWED_HOSTS=backoffice.example.jp DATABASE_URL=postgres://u:p@db.invalid/portal \
-	DJANGO_ADMIN_URL=ops-7f3a/ PAYOUT_ENCRYPTION_KEY=$$($(PY) -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
+	DJANGO_ADMIN_URL=ops-7f3a/ METRICS_TOKEN=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(32))') PAYOUT_ENCRYPTION_KEY=$$($(PY) -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
 	$(PY) manage.py check --deploy --fail-level WARNING
 
 # The production stack without containers: production settings, gunicorn + Celery worker + beat on a
@@ -80,6 +81,9 @@ bench-payouts: $(STAMP)
 bench-api: $(STAMP)
 	PG_SETTINGS="-c shared_buffers=2GB -c max_wal_size=8GB -c maintenance_work_mem=1GB -c work_mem=64MB" \
 	  scripts/with-services $(PY) bench/api_ingest.py --charges $${N:-1000000}
+bench-health: $(STAMP)
+	PG_SETTINGS="-c shared_buffers=2GB -c max_wal_size=8GB -c maintenance_work_mem=1GB -c work_mem=64MB" \
+	  scripts/with-services $(PY) bench/health_endpoints.py --customers $${N:-1000000}
 
 clean:
 	rm -rf $(VENV) var db.sqlite3

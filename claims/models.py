@@ -251,6 +251,14 @@ class ClaimStatus(models.TextChoices):
         return frozenset({cls.APPROVED, cls.REJECTED, cls.AWAITING_SECOND_APPROVAL})
 
 
+# What a reviewer still has to decide (the review queues; /metrics and the Operations health page).
+AWAITING_REVIEW_STATUSES: tuple[str, ...] = (
+    ClaimStatus.PENDING_REVIEW,
+    ClaimStatus.AWAITING_SECOND_APPROVAL,
+    ClaimStatus.NEEDS_REREVIEW,
+)
+
+
 @set_history()
 class Claim(models.Model):
     """One subject's case under one program: the engine's entitlement plus the review decision."""
@@ -313,6 +321,12 @@ class Claim(models.Model):
             models.Index(fields=["customer"], name="claim_customer_idx"),
             models.Index(fields=["payee"], name="claim_payee_idx"),
             models.Index(fields=["official_submission"], name="claim_official_submission_idx"),
+            # Partial: only claims awaiting review (a run inserts `computed` claims, which are not in it).
+            models.Index(
+                fields=["program", "status", "computed_at"],
+                condition=models.Q(status__in=AWAITING_REVIEW_STATUSES),
+                name="claim_awaiting_review_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -12,3 +12,7 @@ class PayoutsConfig(AppConfig):
 
         api_router_register("/payouts", payouts_router)
         api_router_register("/webhooks", webhooks_router)
+        from payouts.monitoring import payouts_figures  # noqa: PLC0415 - app registry
+        from support_portal.core.monitoring.figures import figure_provider_register  # noqa: PLC0415
+
+        figure_provider_register("payouts", payouts_figures)

@@ -15,6 +15,7 @@ from payouts.providers.base import ProviderTemporaryError
 from payouts.selectors import payout_held_by_batch, payout_ids_due_for_issue
 from payouts.services import PayoutRefused, payout_issue, payouts_expire_unclaimed
 from support_portal.core.enqueue import enqueue_on_commit
+from support_portal.core.services import sweep_run_record
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ def payouts_sweep(min_age_seconds: int = 60, batch_stall_seconds: int = BATCH_ST
     stalled = batches_sweep_enqueue(stalled_for=dt.timedelta(seconds=batch_stall_seconds))
     if PayoutNotice.objects.filter(status=NoticeStatus.PENDING).exists():
         enqueue_on_commit(payout_notices_send_task)
+    sweep_run_record(sweep="payouts.sweep", reenqueued=count + len(stalled), ran_at=timezone.now())
     return count + len(stalled)
 
 

@@ -2,12 +2,19 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 from django.utils.translation import gettext_lazy as _
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
-from support_portal.core.models import ClosedDay, WorkerHeartbeat
+from support_portal.core.admin_tools import ReadOnlyAdmin
+from support_portal.core.models import BacklogSample, ClosedDay, SweepRun, WorkerHeartbeat
+from support_portal.core.monitoring.page import operations_health
+
+OPERATIONS_HEALTH_PERMISSION = "core.view_operations_health"
 
 
 @admin.register(ClosedDay)
@@ -24,6 +31,42 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: object) -> bool:
         return False
+
+
+@admin.register(SweepRun)
+class SweepRunAdmin(ReadOnlyAdmin):
+    list_display = ["sweep", "last_run_at", "last_reenqueued", "reenqueued_total", "runs_total"]
+
+
+@admin.register(BacklogSample)
+class BacklogSampleAdmin(ReadOnlyAdmin):
+    """Its entry in the admin opens the Operations health page (a process screen, get_urls)."""
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm(OPERATIONS_HEALTH_PERMISSION)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.operations_health_view)
+        return [path("operations-health/", view, name="core_operations_health"), *super().get_urls()]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        # The admin index links here: the samples are shown as the page, not as a table.
+        return self.operations_health_view(request)
+
+    def operations_health_view(self, request: HttpRequest) -> HttpResponse:
+        """For managers: readiness, every figure of /metrics, and the backlog chart of the last 24 hours."""
+        if not request.user.has_perm(OPERATIONS_HEALTH_PERMISSION):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Operations health"),
+            "health": operations_health(),
+        }
+        return TemplateResponse(request, "admin/core/operations_health.html", context)
 
 
 class GuardedPeriodicTaskAdmin(PeriodicTaskAdmin):

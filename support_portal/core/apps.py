@@ -26,3 +26,13 @@ class CoreConfig(AppConfig):
         connection_created.connect(audit_session_label_apply, dispatch_uid="core_audit_session_label")
         task_prerun.connect(audit_task_started, dispatch_uid="core_audit_task_started")
         task_postrun.connect(audit_task_finished, dispatch_uid="core_audit_task_finished")
+
+        # Monitoring (docs/operations.md "Monitor"): log context of tasks, task outcomes, core's figures.
+        from support_portal.core.monitoring.context import context_signals_connect  # noqa: PLC0415
+        from support_portal.core.monitoring.core_figures import core_figures  # noqa: PLC0415
+        from support_portal.core.monitoring.figures import figure_provider_register  # noqa: PLC0415
+        from support_portal.core.monitoring.tasks import task_signals_connect  # noqa: PLC0415
+
+        context_signals_connect()
+        task_signals_connect()
+        figure_provider_register("core", core_figures)

@@ -25,3 +25,22 @@ def set_aside_foreign_keys(app_configs: Any = None, databases: Any = None, **kwa
             id="core.W001",
         )
     ]
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def metrics_protected(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Production serves /metrics to Prometheus: it needs a token or an allow-list (else it is a 404)."""
+    from django.conf import settings  # noqa: PLC0415
+
+    if settings.METRICS_TOKEN or settings.METRICS_ALLOWED_NETWORKS:
+        if settings.METRICS_TOKEN and len(settings.METRICS_TOKEN) < 32:
+            return [checks.Warning("METRICS_TOKEN is shorter than 32 characters.", id="core.W003")]
+        return []
+    return [
+        checks.Warning(
+            "Neither METRICS_TOKEN nor METRICS_ALLOWED_NETWORKS is set: /metrics answers 404 and Prometheus "
+            "cannot scrape the back office.",
+            hint="Set METRICS_TOKEN to a random value of 32+ characters (docs/operations.md, Monitor).",
+            id="core.W002",
+        )
+    ]

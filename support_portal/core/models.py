@@ -101,3 +101,43 @@ class SetAsideForeignKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.table_name}.{self.constraint_name}"
+
+
+class SweepRun(models.Model):
+    """The last run of each sweep (a beat task that re-enqueues what the database says is due).
+
+    One row per sweep, overwritten by every run (`sweep_run_record`): `/readyz` reports a sweep whose
+    schedule is enabled but which has not run for HEALTH_SWEEP_OVERDUE_MINUTES, `/metrics` exposes when it
+    last ran and how many tasks it re-enqueued.
+    """
+
+    sweep = models.CharField(_("sweep"), max_length=200, unique=True)  # the Celery task name
+    last_run_at = models.DateTimeField(_("last run at"))
+    last_reenqueued = models.BigIntegerField(_("re-enqueued by the last run"), default=0)
+    reenqueued_total = models.BigIntegerField(_("re-enqueued in total"), default=0)
+    runs_total = models.BigIntegerField(_("runs"), default=0)
+
+    class Meta:
+        verbose_name = _("sweep run")
+        verbose_name_plural = _("sweep runs")
+
+    def __str__(self) -> str:
+        return self.sweep
+
+
+class BacklogSample(models.Model):
+    """One sample of the backlogs (notices waiting, claims awaiting review, …) taken by the
+    `core.backlog_sample` beat task every few minutes; the Operations health page charts the last 24 hours.
+    `values` maps a figure name (a Prometheus metric name) to its total at `sampled_at`."""
+
+    sampled_at = models.DateTimeField(_("sampled at"), db_index=True)
+    values = models.JSONField(_("values"), default=dict)
+
+    class Meta:
+        verbose_name = _("backlog sample")
+        verbose_name_plural = _("backlog samples")
+        ordering = ["sampled_at"]
+        permissions = [("view_operations_health", _("Can view the Operations health page"))]
+
+    def __str__(self) -> str:
+        return f"{self.sampled_at:%Y-%m-%d %H:%M}"

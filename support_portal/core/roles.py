@@ -130,6 +130,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "core.change_closedday",
         "core.delete_closedday",
         "core.view_workerheartbeat",
+        "core.view_operations_health",
+        "core.view_sweeprun",
         "django_celery_beat.view_periodictask",
         "django_celery_beat.change_periodictask",
         "django_celery_beat.view_crontabschedule",

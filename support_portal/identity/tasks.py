@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from support_portal.core.enqueue import enqueue_on_commit
+from support_portal.core.services import sweep_run_record
 from support_portal.identity.gateway import PasswordResetPermanentError, PasswordResetTemporaryError
 from support_portal.identity.selectors import case_ids_due_for_reset
 
@@ -43,7 +44,9 @@ def identity_reset_sweep(min_age_seconds: int = 60) -> int:
     The database, not the broker, is the record of pending work (SPEC): a task lost with its worker is
     found here again; sending twice is harmless (the gateway is idempotent by key).
     """
-    return len(identity_reset_sweep_enqueue(min_age=dt.timedelta(seconds=min_age_seconds)))
+    count = len(identity_reset_sweep_enqueue(min_age=dt.timedelta(seconds=min_age_seconds)))
+    sweep_run_record(sweep="identity.reset_sweep", reenqueued=count, ran_at=timezone.now())
+    return count
 
 
 def identity_reset_sweep_enqueue(*, min_age: dt.timedelta = dt.timedelta(minutes=1), limit: int = 1_000) -> list[int]:

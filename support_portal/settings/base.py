@@ -50,6 +50,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Request id (X-Request-ID) on every log line, request latency into /metrics.
+    "support_portal.core.monitoring.middleware.RequestContextMiddleware",
+    # /healthz, /readyz, /metrics: answered before host checks, HTTPS redirect, sessions, sign-in and 2FA.
+    "support_portal.core.monitoring.middleware.MonitoringEndpointsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy from SECURE_CSP (below); templates get {{ csp_nonce }}.
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -161,15 +165,39 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    # Emails, phone numbers and codes are masked in every record (support_portal/accounts/logging.py).
-    "filters": {"mask_personal_data": {"()": "support_portal.accounts.logging.PersonalDataMaskingFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(task_id)s] %(message)s"},
+        # One JSON object per line (production.py uses it): support_portal/core/monitoring/logging.py.
+        "json": {"()": "support_portal.core.monitoring.logging.JsonFormatter"},
+    },
+    # Emails, phone numbers and codes are masked in every record (support_portal/accounts/logging.py);
+    # request_id / task_id / task_name come from the running request or Celery task.
+    "filters": {
+        "mask_personal_data": {"()": "support_portal.accounts.logging.PersonalDataMaskingFilter"},
+        "request_context": {"()": "support_portal.core.monitoring.logging.RequestContextFilter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_personal_data"]}
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": env.str("LOG_FORMAT", default="plain"),
+            "filters": ["request_context", "mask_personal_data"],
+        }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Monitoring (docs/operations.md "Monitor") ---
+# /readyz fails when the newest worker heartbeat (beat sends `core.heartbeat` every minute) is older.
+HEALTH_HEARTBEAT_MAX_AGE_MINUTES = env.int("HEALTH_HEARTBEAT_MAX_AGE_MINUTES", default=5)
+# /readyz fails when a sweep whose schedule is enabled has not run for this long (they run every minute).
+HEALTH_SWEEP_OVERDUE_MINUTES = env.int("HEALTH_SWEEP_OVERDUE_MINUTES", default=10)
+# /metrics: a bearer token (compared in constant time) and/or client networks (CIDR, comma-separated).
+# Neither set: there is no /metrics (404). Production warns at `check --deploy` until one is set.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+# The Operations health page charts backlog samples of the last 24 hours; older ones are pruned.
+BACKLOG_SAMPLE_RETENTION_DAYS = env.int("BACKLOG_SAMPLE_RETENTION_DAYS", default=7)
 
 # Audit tables are append-only: triggers refuse UPDATE and DELETE on them.
 PGHISTORY_APPEND_ONLY = True

@@ -67,3 +67,14 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# /healthz and /readyz are answered before the HTTPS redirect (MonitoringEndpointsMiddleware): a load
+# balancer probes plain HTTP. Logs: one JSON object per line with request and task ids, personal data masked.
+LOGGING = {**LOGGING}  # noqa: F405
+LOGGING["handlers"] = {
+    "console": {
+        "class": "logging.StreamHandler",
+        "formatter": "json",
+        "filters": ["request_context", "mask_personal_data"],
+    }
+}

@@ -8,6 +8,7 @@ from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from support_portal.core.enqueue import enqueue_on_commit
+from support_portal.core.services import sweep_run_record
 from support_portal.tickets.escalation import tickets_escalate_breaches
 from support_portal.tickets.mail import ticket_message_send
 from support_portal.tickets.models import Direction, MessageKind, TicketMessage
@@ -19,7 +20,8 @@ logger = logging.getLogger(__name__)
 def tickets_escalate_breaches_task() -> int:
     """Beat runs this every minute: escalates SLA breaches (a second run at the same time escalates
     nothing twice) and re-sends replies whose mail did not go out after commit."""
-    unsent_replies_enqueue()
+    resent = unsent_replies_enqueue()
+    sweep_run_record(sweep="tickets.escalate_breaches", reenqueued=len(resent), ran_at=timezone.now())
     return tickets_escalate_breaches().total
 
 

@@ -99,6 +99,8 @@ EXPECTED_ROLES: dict[str, set[str]] = {
         "core.change_closedday",
         "core.delete_closedday",
         "core.view_workerheartbeat",
+        "core.view_operations_health",
+        "core.view_sweeprun",
         "django_celery_beat.view_periodictask",
         "django_celery_beat.change_periodictask",
         "django_celery_beat.view_crontabschedule",
@@ -285,12 +287,12 @@ def test_the_migration_creates_the_groups_with_historical_models_on_a_fresh_data
         content_type__app_label__in={"customers", "claims", "core", "django_celery_beat"}
     ).delete()
     # The newest roles migration (it runs after every model its permissions name exists).
-    migration = importlib.import_module("claims.migrations.0012_roles_remedies_merge_offer")
+    migration = importlib.import_module("support_portal.core.migrations.0010_monitoring")
     loader = MigrationExecutor(connection).loader
-    historical_apps = loader.project_state(("claims", "0012_roles_remedies_merge_offer"), at_end=True).apps
+    historical_apps = loader.project_state(("core", "0010_monitoring"), at_end=True).apps
 
     with connection.schema_editor(atomic=False) as schema_editor:
-        migration.Migration.operations[0].code(historical_apps, schema_editor)
+        migration.Migration.operations[-1].code(historical_apps, schema_editor)
 
     for role, expected in EXPECTED_ROLES.items():
         assert group_permissions(role) == expected, role

@@ -16,6 +16,7 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://portal:secret@db.internal:5432/portal",
     "DJANGO_ADMIN_URL": "ops-7f3a/",
     "PAYOUT_ENCRYPTION_KEY": "x6rn9mV0M0r0mbmqV8Sg2yLqNn7m4k0oJg0gYz6o9bE=",
+    "METRICS_TOKEN": secrets.token_urlsafe(32),
 }
 
 

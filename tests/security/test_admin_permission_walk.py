@@ -102,6 +102,9 @@ RULES: dict[str, Rule] = {
     # Operations
     "core.closedday": editable("core", "closedday", delete=True),
     "core.importrun": read_only("core.view_importrun"),
+    # Its changelist redirects to the Operations health page; the samples themselves are not edited.
+    "core.backlogsample": read_only("core.view_operations_health"),
+    "core.sweeprun": read_only("core.view_sweeprun"),
     # Created through the add page (the key shown once), revoked by an action; never changed or deleted.
     "api.apikey": Rule(
         changelist="api.view_apikey",
@@ -226,6 +229,7 @@ RULES: dict[str, Rule] = {
 # Custom admin URLs (ModelAdmin.get_urls()): URL name → (kwargs, the permission that opens it).
 CUSTOM_URL_RULES: dict[str, tuple[dict[str, object], str | tuple[str, ...] | None]] = {
     "admin:core_importrun_upload": ({}, "core.add_importrun"),
+    "admin:core_operations_health": ({}, "core.view_operations_health"),
     "admin:accounts_securityevent_audit_trail": ({}, "accounts.view_audit_trail"),
     "admin:claims_program_report": ({"program_id": int(MISSING_PK)}, ("claims.view_program", "claims.view_claim")),
     "admin:claims_program_report_csv": (
