@@ -121,28 +121,42 @@ ANALYZE claims_stage_changed;
 
 SCOPE_TABLE = "claims_stage_scope"
 
-_CUSTOMERS = "(SELECT key FROM claims_stage_changed WHERE kind = 'c')"
+# The changed customers: named by a change, or holding (or paying for) a changed subscription.
+_CUSTOMERS = """(SELECT key FROM claims_stage_changed WHERE kind = 'c'
+   UNION SELECT s.customer_id FROM customers_subscription s
+          WHERE s.subscription_id IN (SELECT key FROM claims_stage_changed WHERE kind = 'b')
+   UNION SELECT s.payer_id FROM customers_subscription s
+          WHERE s.payer_id IS NOT NULL
+            AND s.subscription_id IN (SELECT key FROM claims_stage_changed WHERE kind = 'b'))"""
 _RECHECK = "SELECT subject FROM claims_subjectrecheck WHERE program_id = %(program)s AND recheck_on <= %(day)s"
 # Per policy: the program's subjects whose inputs the changed keys touch (a superset is harmless: an
 # unchanged subject recomputes to the same claim and is not written).
 SCOPE_LOGIN_SQL = f"""
-SELECT key FROM claims_stage_changed WHERE kind IN ('c', 's')
+SELECT key FROM claims_stage_changed WHERE kind = 's'
+UNION SELECT c.customer_id FROM {_CUSTOMERS} c(customer_id)
 UNION {_RECHECK}
 """
-# A refund's subject is a charge: every charge of a customer (or payer) whose data changed, and the
-# program's claims naming such a customer or payee (a charge that is gone).
+# A refund's subject is a charge: every charge of a changed customer (or payer, or subscription: a charge
+# moved away from it too), and the program's claims naming such a customer or payee (a charge now gone).
 SCOPE_REFUND_SQL = f"""
+WITH changed_customers AS MATERIALIZED (SELECT * FROM {_CUSTOMERS} c(customer_id) WHERE customer_id IS NOT NULL)
 SELECT key FROM claims_stage_changed WHERE kind = 's'
+UNION SELECT c.charge_id FROM customers_charge c
+       WHERE c.subscription_id IN (SELECT key FROM claims_stage_changed WHERE kind = 'b')
 UNION SELECT c.charge_id FROM customers_subscription s JOIN customers_charge c ON c.subscription_id = s.subscription_id
-       WHERE s.customer_id IN {_CUSTOMERS}
+       WHERE s.customer_id IN (SELECT customer_id FROM changed_customers)
 UNION SELECT c.charge_id FROM customers_subscription s JOIN customers_charge c ON c.subscription_id = s.subscription_id
-       WHERE s.payer_id IN {_CUSTOMERS}
+       WHERE s.payer_id IN (SELECT customer_id FROM changed_customers)
 UNION SELECT cl.subject FROM claims_claim cl
-       WHERE cl.program_id = %(program)s AND (cl.customer_id IN {_CUSTOMERS} OR cl.payee_id IN {_CUSTOMERS})
+       WHERE cl.program_id = %(program)s
+         AND (cl.customer_id IN (SELECT customer_id FROM changed_customers)
+              OR cl.payee_id IN (SELECT customer_id FROM changed_customers))
 UNION {_RECHECK}
 """
 SCOPE_COUPON_SQL = f"""
 SELECT key FROM claims_stage_changed WHERE kind IN ('p', 's')
+UNION SELECT t.coupon_id FROM customers_coupontransaction t
+       WHERE t.transaction_id IN (SELECT key FROM claims_stage_changed WHERE kind = 't')
 UNION SELECT inquiry_number FROM customers_coupon WHERE customer_id IN {_CUSTOMERS}
 UNION {_RECHECK}
 """

@@ -5,7 +5,10 @@ from django.db import migrations, models
 
 # The tables claims.inputs.INPUT_TABLES names, as of this migration, and per table the subject keys a
 # statement touched, as a SELECT of (kind, key) over the transition table `{rows}` (a migration does not
-# follow later code). Kinds: c customer, s subject, p coupon, * everything.
+# follow later code). Kinds: c customer, b subscription, s subject, p coupon, t coupon transaction,
+# * everything. A customer-data trigger reads only its own transition table: a parallel import holds the
+# other tables locked until it commits, and a trigger reading them would wait on it (claims.inputs maps
+# subscriptions and transactions to customers and coupons when a run reads the keys).
 OLD_TABLES = (
     "customers_customer",
     "customers_subscription",
@@ -20,14 +23,9 @@ OLD_TABLES = (
 KEYS = {
     "customers_customer": "SELECT 'c', r.customer_id FROM {rows} r",
     "customers_subscription": "SELECT 'c', r.customer_id FROM {rows} r UNION SELECT 'c', r.payer_id FROM {rows} r",
-    "customers_charge": (
-        "SELECT 'c', s.customer_id FROM {rows} r JOIN customers_subscription s ON s.subscription_id = r.subscription_id"
-    ),
+    "customers_charge": "SELECT 'b', r.subscription_id FROM {rows} r",
     "customers_login": "SELECT 'c', r.customer_id FROM {rows} r",
-    "customers_usageevent": (
-        "SELECT 'c', r.customer_id FROM {rows} r UNION"
-        " SELECT 'c', s.customer_id FROM {rows} r JOIN customers_subscription s ON s.subscription_id = r.subscription_id"
-    ),
+    "customers_usageevent": "SELECT 'c', r.customer_id FROM {rows} r UNION SELECT 'b', r.subscription_id FROM {rows} r",
     "customers_plan": "SELECT '*', ''",
     "customers_coupon": "SELECT 'p', r.inquiry_number FROM {rows} r UNION SELECT 'c', r.customer_id FROM {rows} r",
     "customers_coupontransaction": "SELECT 'p', r.coupon_id FROM {rows} r",
@@ -37,9 +35,7 @@ KEYS = {
     "claims_claim": "SELECT 's', r.subject FROM {rows} r",
     "claims_claimline": "SELECT 's', c.subject FROM {rows} r JOIN claims_claim c ON c.id = r.claim_id",
     "claims_mergeoffer": "SELECT 's', c.subject FROM {rows} r JOIN claims_claim c ON c.id = r.claim_id",
-    "claims_couponpaymentconfirmation": (
-        "SELECT 'p', t.coupon_id FROM {rows} r JOIN customers_coupontransaction t ON t.transaction_id = r.transaction_id"
-    ),
+    "claims_couponpaymentconfirmation": "SELECT 't', r.transaction_id FROM {rows} r",
     "claims_couponduplicatepayment": "SELECT 'p', r.coupon_id FROM {rows} r",
 }
 # A program run's own claims and lines are its output, read by no other program: their statements leave

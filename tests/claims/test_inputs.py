@@ -351,7 +351,6 @@ def test_an_incremental_run_computes_only_the_changed_subjects_and_writes_only_t
 def test_each_writer_leaves_the_subject_keys_it_touched():
     # Given a customer with a subscription
     subscription = SubscriptionFactory.create()
-    customer = subscription.customer_id
     before = InputChange.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
     # When raw SQL adds a charge, and an update touches no row
@@ -364,10 +363,13 @@ def test_each_writer_leaves_the_subject_keys_it_touched():
         )
         cursor.execute("UPDATE customers_login SET logged_in_at = logged_in_at WHERE false")
 
-    # Then the charge's statement names its customer; the empty one names nobody
+    # Then the charge's statement names its subscription (the run maps it to the customer); the empty one
+    # names nobody
     changes = list(InputChange.objects.filter(id__gt=before).order_by("id"))
     assert [change.table_name for change in changes] == ["customers_charge", "customers_login"]
-    assert list(InputChangeKey.objects.filter(change_id=changes[0].pk).values_list("kind", "key")) == [("c", customer)]
+    assert list(InputChangeKey.objects.filter(change_id=changes[0].pk).values_list("kind", "key")) == [
+        ("b", subscription.pk)
+    ]
     assert not InputChangeKey.objects.filter(change_id=changes[1].pk).exists()
 
 
