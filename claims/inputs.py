@@ -1,23 +1,22 @@
-"""What a program run read, so that a run over unchanged inputs knows it without recomputing.
+"""What a program run read and what changed since, so that a run recomputes only what changed.
 
 Every statement that writes one of the engine's input tables (`INPUT_TABLES`) leaves one row in
-`claims_inputchange`, written by a statement-level trigger (migration 0015): whoever wrote — the
-import, the admin, a service, raw SQL — and however many rows the statement touched (even none). A
-full run of a program records, in the same transaction as its claims, the snapshot it started from
-(`pg_current_snapshot()`) and its own transaction id (`ProgramComputation`). The next run skips the
-computation when, for a policy whose result depends on its input tables only (`INCREMENTAL_POLICIES`):
+`claims_inputchange` and the subject keys it touched in `claims_inputchangekey`, written by
+statement-level triggers from the statement's transition tables (migration 0016): whoever wrote — the
+import, the admin, a service, raw SQL. A run records, in the same transaction as its claims, the
+snapshot it started from (`pg_current_snapshot()`) and its own transaction id (`ProgramComputation`).
+The next run (`program_scope`) reads the keys of every change row not visible in that snapshot (nor the
+recorded run's own up to its last row), maps them to the program's subjects per policy (`SCOPE_*_SQL`),
+adds the subjects whose answer changes with the day (`SubjectRecheck`), and recomputes only those.
 
-- the engine's code is the same (`engine_revision`: a hash of the modules that compute it), the
-  database the same cluster (`CLUSTER`: PostgreSQL's system identifier) and its transaction ids have
-  not gone back, and
-- every change row is visible in that snapshot (committed before the run started), or is the run's
-  own (same transaction id, written no later than the run's last one).
+It recomputes everything when the engine's code differs (`engine_revision`), the business calendar
+differs (refund policies), the database is another cluster (`CLUSTER`) or its transaction ids went back,
+the run is dated earlier than the recorded one, or a change is not traced to subjects (kind `*`).
 
-A change committed while the previous run was computing is not visible in its snapshot, so it makes
-the next run compute (even if that run had in fact read it): the test errs on recomputing, never on
-skipping. A transaction still open now is invisible to a full run too, so skipping is what a full run
-would have concluded. `program_run(recompute=True)` (`manage.py program_run --recompute`) always
-computes.
+A change committed while the previous run was computing is not visible in its snapshot, so its keys are
+read by the next run (even if that run had in fact read it): never lost. docs/claims.md, "How a change
+reaches the next run". `program_run(recompute=True)` (`manage.py program_run --recompute`) always
+computes every subject.
 """
 
 from __future__ import annotations
