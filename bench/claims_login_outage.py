@@ -19,7 +19,13 @@ database on the server of DATABASE_URL, migrate it, load the data with `manage.p
 5. recompute — `program_run --recompute`: the re-run computing everything anyway (for comparison);
 6. write floor — the run's rows copied by one INSERT … SELECT per table into fresh tables with only the
    keys the issue requires (no foreign keys, history or other index), dropped after: the least any
-   run must write, to set beside the read-only floor.
+   run must write, to set beside the read-only floor;
+7. incremental (issue 15, claims.inputs) — 1 % of the customers (by a hash of the id) gain a new login
+   (a third), a new charge (a third) or a new submission (a third), committed by plain SQL, then
+   `program_run` recomputes only them; beside it the floor statement restricted to those customers
+   (`changed floor`, best of three); then one more submission alone and a run (`single`);
+8. other policies — each of the six other programs runs once (`first`) and again over unchanged inputs
+   (`rerun`), the re-run set beside the floor.
 
 The floor statement runs three times (a fresh TEMP table each time) and the fastest counts: the first
 reads the tables into shared buffers, which the preview and runs then find warm. Its first (cold)
@@ -94,6 +100,77 @@ HAVING sum(c.amount_jpy) > 0
 
 
 FLOOR_RUNS = 3
+
+# Issue 15: the changed 1 % of the customers (by a hash of the id), split in three.
+CHANGED_SQL = """
+CREATE TABLE bench_changed AS
+SELECT customer_id, row_number() OVER (ORDER BY customer_id) % 3 AS kind
+  FROM customers_customer
+ WHERE abs(hashtext(customer_id)) % 100 = 0
+"""
+CHANGES_SQL = (
+    # a login earlier than any covered month ends: fewer months covered
+    "INSERT INTO customers_login (customer_id, logged_in_at)"
+    " SELECT customer_id, timestamptz '2024-09-20 12:00:00.123+09' FROM bench_changed WHERE kind = 0"
+    " ON CONFLICT DO NOTHING",
+    # a charge in November on the customer's first subscription
+    "INSERT INTO customers_charge (charge_id, subscription_id, amount_jpy, charged_at, period_start, period_end,"
+    " payment_method, promotional)"
+    " SELECT 'BENCH-' || b.customer_id, min(s.subscription_id), 100, timestamptz '2024-11-15 03:00+09',"
+    " date '2024-11-15', date '2024-12-15', '', false"
+    " FROM bench_changed b JOIN customers_subscription s ON s.customer_id = b.customer_id WHERE b.kind = 1"
+    " GROUP BY b.customer_id",
+    # a re-submission (on time)
+    "INSERT INTO claims_submission (submission_id, program_id, subject, submitted_at, channel, contact_email,"
+    " contact_phone, payout_method, reason, fault)"
+    " SELECT 'BENCH-' || customer_id, 'login-outage-2024', customer_id, timestamptz '2025-01-20 12:00+09', 'web',"
+    " '', '', 'bank_transfer', '', '' FROM bench_changed WHERE kind = 2",
+)
+SINGLE_SQL = (
+    "INSERT INTO claims_submission (submission_id, program_id, subject, submitted_at, channel, contact_email,"
+    " contact_phone, payout_method, reason, fault)"
+    " SELECT 'BENCH-SINGLE', 'login-outage-2024', min(customer_id), timestamptz '2025-01-21 12:00+09', 'web',"
+    " '', '', '', '', '' FROM customers_customer"
+)
+OTHER_PROGRAMS = (
+    "coupon-outage-2023",
+    "autorenew-60day",
+    "cooling-off-7day",
+    "service-failure-prorata",
+    "company-termination",
+    "overpayment",
+)
+
+
+def changed_floor_sql() -> str:
+    """The floor statement limited to the changed customers (what an incremental run must read at least)."""
+    return FLOOR_SQL.replace(
+        "JOIN applicants a ON a.customer_id = s.customer_id",
+        "JOIN applicants a ON a.customer_id = s.customer_id\n  JOIN bench_changed bc ON bc.customer_id = s.customer_id",
+    ).replace(
+        "WHERE logged_in_at >= timestamptz '2024-08-05 00:00:00+09'",
+        "WHERE logged_in_at >= timestamptz '2024-08-05 00:00:00+09'"
+        " AND customer_id IN (SELECT customer_id FROM bench_changed)",
+    )
+
+
+def apply_changes(url: str) -> tuple[int, float]:
+    """Commits the 1 % changes (one statement each); returns the changed customers and the changed floor."""
+    with base.connect(url) as connection:
+        connection.execute("DROP TABLE IF EXISTS bench_changed")
+        connection.execute(CHANGED_SQL)
+        connection.execute("ANALYZE bench_changed")
+        for statement in CHANGES_SQL:
+            connection.execute(statement)
+        [(changed,)] = connection.execute("SELECT count(*) FROM bench_changed").fetchall()
+        runs = []
+        for _ in range(FLOOR_RUNS):
+            connection.execute("DROP TABLE IF EXISTS floor_totals")
+            started = time.monotonic()
+            connection.execute(changed_floor_sql())
+            runs.append(time.monotonic() - started)
+        connection.execute("DROP TABLE IF EXISTS floor_totals")
+    return int(changed), min(runs)
 
 
 def measure_floor(url: str) -> tuple[list[float], int, int]:
@@ -238,6 +315,44 @@ def print_report(result: dict[str, Any]) -> None:
         )
 
 
+def measured_run(
+    result: dict[str, Any], step: str, argv: list[str], env: dict[str, str], reports: Path, stamp: str, url: str
+) -> int:
+    """Runs one `manage.py program_run` measured, recording its wall time, peak RSS and printed counts."""
+    print(f"{step}: manage.py {' '.join(argv)}", flush=True)
+    log_path = reports / f"claims-{step.replace(' ', '-')}-{stamp}.log"
+    measured = base.run_measured([*argv, *NO_CHECKS], env, reports / "claims-step.json", log_path)
+    figures: dict[str, Any] = asdict(measured)
+    figures["result"] = output_figures(log_path, RUN_PATTERN)
+    figures["log"] = log_path.read_text(encoding="utf-8")[-2000:] if log_path.exists() else ""
+    # The run's own seconds (its steps, as program_run prints them), without the process start-up
+    figures["in_run_seconds"] = sum(float(value) for value in re.findall(r"=([0-9.]+)s\b", figures["log"]))
+    result.setdefault("steps", {})[step] = figures
+    print(f"  {measured.seconds:.2f} s, {measured.peak_rss_mb:.0f} MB: {figures['result']}", flush=True)
+    return measured.exit_code
+
+
+def print_incremental(result: dict[str, Any]) -> None:
+    steps, floor = result.get("steps", {}), result["floor"]["seconds"]
+    if not steps:
+        return
+    run = result.get("run", {}).get("seconds")  # the full run (wall; its in-run steps are in its log)
+    changed = result.get("changed", {})
+    print()
+    print("| step | wall s | in-run s | × read floor | × full run | × changed floor | peak RSS MB | counts |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for step, figures in steps.items():
+        seconds = figures["in_run_seconds"]
+        changed_ratio = seconds / changed["floor_seconds"] if step == "incremental" and changed else None
+        print(
+            f"| {step} | {figures['seconds']:.2f} | {seconds:.3f} | {seconds / floor:.3f} | "
+            f"{fmt(seconds / run if run else None, '{:.3f}')} | "
+            f"{fmt(changed_ratio, '{:.2f}')} | {figures['peak_rss_mb']:.0f} | {figures['result']} |"
+        )
+    if changed:
+        print(f"\nChanged: {changed['customers']:,} customers; changed floor {changed['floor_seconds']:.3f} s")
+
+
 def ensure_data(customers: int, seed: int, workers: int | None) -> Path:
     from support_portal.core.demo.generator import generate_demo_data, is_complete  # noqa: PLC0415
 
@@ -338,6 +453,26 @@ def run_benchmark(arguments: argparse.Namespace) -> int:
         if "run" in result and result["run"]["exit_code"] == 0:
             print("Write floor: the run's rows into tables with the required keys only ...", flush=True)
             result["write_floor"] = measure_write_floor(database_url)
+        if "run" in result and result["run"]["exit_code"] == 0 and not arguments.skip_incremental:
+            print("Incremental: 1 % of the customers change ...", flush=True)
+            changed, changed_floor = apply_changes(database_url)
+            result["changed"] = {"customers": changed, "floor_seconds": changed_floor}
+            print(f"  {changed:,} customers; changed floor {changed_floor:.3f} s", flush=True)
+            exit_codes.append(
+                measured_run(result, "incremental", ["program_run", PROGRAM], env, reports, stamp, database_url)
+            )
+            with base.connect(database_url) as connection:
+                connection.execute(SINGLE_SQL)
+            exit_codes.append(
+                measured_run(result, "single", ["program_run", PROGRAM], env, reports, stamp, database_url)
+            )
+            for slug in OTHER_PROGRAMS:
+                with base.connect(database_url) as connection:
+                    connection.execute("UPDATE claims_program SET status = 'open' WHERE slug = %s", (slug,))
+                for step in ("first", "rerun"):
+                    exit_codes.append(
+                        measured_run(result, f"{slug} {step}", ["program_run", slug], env, reports, stamp, database_url)
+                    )
     finally:
         if not arguments.keep_database:
             with base.connect(server_url) as connection:
@@ -346,6 +481,7 @@ def run_benchmark(arguments: argparse.Namespace) -> int:
     result_path = directory.parent / f"claims-{arguments.customers}-{arguments.seed}-{stamp}.json"
     result_path.write_text(json.dumps(result, indent=2, default=str))
     print_report(result)
+    print_incremental(result)
     print(f"\nSaved {result_path}")
     return 0 if all(code == 0 for code in exit_codes) else 1
 
@@ -357,6 +493,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=None, help="generator processes")
     parser.add_argument("--keep-database", action="store_true", help=f"keep the {BENCH_DATABASE} database")
     parser.add_argument("--skip-rerun", action="store_true")
+    parser.add_argument("--skip-incremental", action="store_true", help="no incremental or other-policy steps")
     return run_benchmark(parser.parse_args())
 
 

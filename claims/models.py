@@ -714,6 +714,43 @@ class InputChange(models.Model):
         return f"{self.table_name} in transaction {self.transaction_id}"
 
 
+class InputChangeKey(models.Model):
+    """A subject key one change statement touched (claims.inputs): written by the input triggers only.
+
+    `kind`: `c` a customer id, `s` a subject (submission, claim, grant), `p` a coupon (inquiry number),
+    `*` everything (a write whose effect on subjects is not traced: plans, programs, TRUNCATE).
+    """
+
+    pk = models.CompositePrimaryKey("change_id", "kind", "key")
+    change_id = models.BigIntegerField(_("change"))
+    kind = models.CharField(_("kind"), max_length=1)
+    key = models.TextField(_("key"))
+
+    class Meta:
+        verbose_name = _("input change key")
+        verbose_name_plural = _("input change keys")
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.key} (change {self.change_id})"
+
+
+class SubjectRecheck(models.Model):
+    """A subject whose answer changes with the day of the run: recomputed by the first run on or after
+    `recheck_on` (JST date), whatever changed (claims.inputs; e.g. overpayment's provider due date)."""
+
+    pk = models.CompositePrimaryKey("program_id", "subject")
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
+    subject = models.CharField(_("subject"), max_length=ID_LENGTH)
+    recheck_on = models.DateField(_("recheck on"))
+
+    class Meta:
+        verbose_name = _("subject recheck")
+        verbose_name_plural = _("subject rechecks")
+
+    def __str__(self) -> str:
+        return f"{self.subject} on {self.recheck_on}"
+
+
 class ProgramComputation(models.Model):
     """What a program's last full run read: the snapshot it started from and its own transaction."""
 
@@ -728,6 +765,10 @@ class ProgramComputation(models.Model):
     # transaction ids mean something only in the cluster that issued them.
     cluster = models.CharField(_("database cluster"), max_length=32, blank=True)
     computed_at = models.DateTimeField(_("computed at"))
+    # The business calendar the run used (refund policies: due dates), and the JST date of its `as_of`:
+    # another calendar, or a run dated earlier, computes in full.
+    calendar_revision = models.CharField(_("calendar revision"), max_length=64, blank=True)
+    as_of_date = models.DateField(_("as-of date"), null=True)
 
     class Meta:
         verbose_name = _("program computation")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -23,9 +24,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from claims.engine import Reason, require_postgresql, staging
-from claims.engine.common import STAGE_ENTITLEMENTS, STAGE_LINES, fetch_all
+from claims.engine.common import STAGE_ENTITLEMENTS, STAGE_LINES, fetch_all, scoped_sql
 from claims.engine.staging import EMPTY_LINES_HASH, lines_hash_sql
-from claims.inputs import input_snapshot, program_computation_record, program_inputs_unchanged
+from claims.inputs import (
+    drop_scope,
+    input_snapshot,
+    program_computation_record,
+    program_scope,
+    subject_rechecks_record,
+)
 from claims.models import Claim, ClaimStatus, Policy, Program, ProgramRun
 from claims.remedies import coupon_duplicates_detect_locked
 from support_portal.core.audit import audit_context
@@ -55,8 +62,10 @@ class ProgramRunResult:
     updated: int
     sent_to_rereview: int
     unchanged: int
-    # False when no input had changed since the last full run and nothing was computed (claims.inputs).
+    # False when no input had changed since the last run and nothing was computed (claims.inputs).
     computed: bool = True
+    # An incremental run: how many subjects it recomputed (claims.inputs); None: every subject.
+    scope: int | None = None
     # Wall seconds per step of the run (stage, grants, diff, insert, update, …), for the benchmark.
     timings: dict[str, float] = dataclasses.field(default_factory=dict, compare=False)
 
@@ -148,20 +157,23 @@ def _new_value(column: str) -> str:
 
 
 # Every subject whose claim must be created or changed, with its new values: one FULL JOIN of the
-# program's claims and the stage (unchanged claims, the usual case on a re-run, drop out here).
+# program's claims and the stage (unchanged claims, the usual case on a re-run, drop out here). An
+# incremental run compares the claims of its scope only (SCOPED_DIFF_SQL).
 DIFF_SQL = f"""
 DROP TABLE IF EXISTS claims_stage_diff, claims_stage_updated;
 CREATE TEMP TABLE claims_stage_diff AS
 SELECT c.id AS claim_id, c.status AS old_status, COALESCE(e.subject, c.subject) AS subject,
        c.lines_hash IS DISTINCT FROM {_new_value("lines_hash")} AS lines_changed,
        {", ".join(f"{_new_value(column)} AS {column}" for column in CLAIM_COLUMNS)}
-  FROM (SELECT * FROM claims_claim WHERE program_id = %(program)s) c
+  FROM (SELECT * FROM claims_claim WHERE program_id = %(program)s /*in_scope:subject*/) c
   FULL JOIN {S} e ON e.subject = c.subject
  WHERE c.id IS NULL
     OR ({", ".join(f"c.{column}" for column in CLAIM_COLUMNS)})
        IS DISTINCT FROM ({", ".join(_new_value(column) for column in CLAIM_COLUMNS)});
 CREATE TEMP TABLE claims_stage_updated (claim_id bigint, subject text, lines_changed boolean, rereview boolean);
 """
+SCOPED_DIFF_SQL = scoped_sql(DIFF_SQL, scoped=True)
+DIFF_SQL = scoped_sql(DIFF_SQL, scoped=False)
 
 INSERT_CLAIMS_SQL = f"""
 WITH created AS (
@@ -199,8 +211,9 @@ SELECT u.claim_id, l.position, l.label, l.amount_jpy, l.rule, l.grant_key, l.exc
 """
 
 COUNTS_SQL = f"""
-SELECT (SELECT count(*) FROM {S}) + (SELECT count(*) FROM claims_stage_diff d WHERE NOT EXISTS (
-            SELECT 1 FROM {S} e WHERE e.subject = d.subject)),
+SELECT CASE WHEN %(scoped)s THEN (SELECT count(*) FROM claims_claim WHERE program_id = %(program)s)
+            ELSE (SELECT count(*) FROM {S}) + (SELECT count(*) FROM claims_stage_diff d WHERE NOT EXISTS (
+                  SELECT 1 FROM {S} e WHERE e.subject = d.subject)) END,
        (SELECT count(*) FROM claims_stage_diff WHERE claim_id IS NULL),
        (SELECT count(*) FROM claims_stage_updated),
        (SELECT count(*) FROM claims_stage_updated WHERE rereview)
@@ -215,7 +228,7 @@ def _execute(sql: str, params: dict[str, Any] | None = None) -> int:
 
 def _summarise_and_diff(params: dict[str, Any]) -> None:
     _execute(SUMMARISE_SQL)
-    _execute(DIFF_SQL, params)
+    _execute(SCOPED_DIFF_SQL if params["scoped"] else DIFF_SQL, params)
 
 
 def _take_grants(*, program: Program, params: dict[str, Any]) -> None:
@@ -234,6 +247,31 @@ def _take_grants(*, program: Program, params: dict[str, Any]) -> None:
     _execute(SETTLE_GRANTS_SQL, params)
 
 
+def _compute_and_write(
+    *,
+    program: Program,
+    as_of: dt.datetime,
+    calendar: BusinessCalendar,
+    params: dict[str, Any],
+    step: Callable[[str], None],
+) -> None:
+    """Stage (every subject, or the scope's), exclude, summarise, diff, then write grants, claims, lines."""
+    staging.stage(program=program, as_of=as_of, calendar=calendar, scoped=params["scoped"])
+    step("stage")
+    staging.exclude_held_elsewhere(program)
+    step("exclude")
+    _execute(SUMMARISE_SQL)
+    step("summarise")
+    _execute(SCOPED_DIFF_SQL if params["scoped"] else DIFF_SQL, params)
+    step("diff")
+    _take_grants(program=program, params=params)
+    step("grants")
+    _execute(INSERT_CLAIMS_SQL, params)
+    step("insert_claims_lines")
+    _execute(UPDATE_CLAIMS_SQL, params)
+    step("update_claims_lines")
+
+
 def program_run(
     *,
     program: Program,
@@ -249,8 +287,9 @@ def program_run(
     are written by INSERT … SELECT / UPDATE … FROM statements; no per-subject Python object is built
     (login-outage-2024) and unchanged claims are not touched (no audit events).
 
-    When nothing the last full run read has changed since (claims.inputs), the run writes nothing and
-    reports every claim of the program unchanged without computing; `recompute=True` computes anyway.
+    Incremental (claims.inputs): only the subjects whose inputs changed since the program's last run (and
+    those whose answer changes with the day) are computed and compared; when there are none the run
+    writes nothing and reports every claim unchanged. `recompute=True` computes every subject.
     """
     require_postgresql()
     as_of = as_of or timezone.now()
@@ -278,7 +317,15 @@ def program_run(
             timings[name] = round(now - clock, 3)
             clock = now
 
-        if not recompute and program_inputs_unchanged(program=locked):
+        # The run's own claims and lines are its output: their statements leave no change keys
+        # (claims.inputs); reset below, and undone with the transaction if the run fails.
+        _execute("SELECT set_config('claims.program_run', 'on', true)")
+        snapshot = input_snapshot()
+        scope = None if recompute else program_scope(program=locked, as_of=as_of, calendar=calendar)
+        step("scope")
+        if scope == 0:
+            drop_scope()
+            _execute("SELECT set_config('claims.program_run', '', true)")
             total = Claim.objects.filter(program=locked).count()
             step("inputs_unchanged")
             if run is not None:
@@ -290,34 +337,27 @@ def program_run(
                 sent_to_rereview=0,
                 unchanged=total,
                 computed=False,
+                scope=0,
                 timings=timings,
             )
-        snapshot = input_snapshot()
         if locked.policy == Policy.COUPON_OUTAGE_2023:
             # Class-B2 duplicates found now are queued for agents (claims.remedies); the engine reads the queue.
-            coupon_duplicates_detect_locked(locked)
+            # Those this run queues are changes this run has not seen yet: the scope is read again.
+            if coupon_duplicates_detect_locked(locked) and scope is not None:
+                scope = program_scope(program=locked, as_of=as_of, calendar=calendar)
             step("detect_duplicates")
-        staging.stage(program=locked, as_of=as_of, calendar=calendar)
-        step("stage")
-        staging.exclude_held_elsewhere(locked)
-        step("exclude")
-        params = {"program": locked.pk, "now": as_of, "prepared_by": prepared_by}
-        _execute(SUMMARISE_SQL)
-        step("summarise")
-        _execute(DIFF_SQL, params)
-        step("diff")
-        _take_grants(program=locked, params=params)
-        step("grants")
-        _execute(INSERT_CLAIMS_SQL, params)
-        step("insert_claims_lines")
-        _execute(UPDATE_CLAIMS_SQL, params)
-        step("update_claims_lines")
-        total, created, updated, rereview = fetch_all(COUNTS_SQL, {})[0]
+        scoped = scope is not None
+        params = {"program": locked.pk, "now": as_of, "prepared_by": prepared_by, "scoped": scoped}
+        _compute_and_write(program=locked, as_of=as_of, calendar=calendar, params=params, step=step)
+        total, created, updated, rereview = fetch_all(COUNTS_SQL, params)[0]
         if run is not None:
             ProgramRun.objects.filter(pk=run.pk).update(total=total)
+        subject_rechecks_record(program=locked, scoped=scoped)
         _execute("DROP TABLE claims_stage_diff, claims_stage_updated")
         staging.drop_tables()
-        program_computation_record(program=locked, snapshot=snapshot)
+        drop_scope()
+        _execute("SELECT set_config('claims.program_run', '', true)")
+        program_computation_record(program=locked, snapshot=snapshot, as_of=as_of, calendar=calendar)
     step("counts_commit")
     return ProgramRunResult(
         total=total,
@@ -325,6 +365,7 @@ def program_run(
         updated=updated,
         sent_to_rereview=rereview,
         unchanged=total - created - updated,
+        scope=scope,
         timings=timings,
     )
 

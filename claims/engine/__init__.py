@@ -8,7 +8,7 @@ key. It reads only; writing is `claims.services.program_run`. PostgreSQL only (r
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from django.db import connection
 
@@ -52,9 +52,12 @@ def require_postgresql() -> None:
         )
 
 
-def compute_entitlements(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar) -> list[Entitlement]:
+def compute_entitlements(
+    *, program: Program, as_of: dt.datetime, calendar: BusinessCalendar, scope: Sequence[str] | None = None
+) -> list[Entitlement]:
+    """Every subject's entitlement, or (`scope`) those of the given subjects only: the same answer for each."""
     require_postgresql()
-    entitlements = POLICY_ENGINES[program.policy](program=program, as_of=as_of, calendar=calendar)
+    entitlements = POLICY_ENGINES[program.policy](program=program, as_of=as_of, calendar=calendar, scope=scope)
     keys = sorted({line.grant_key for e in entitlements if e.eligible for line in e.lines if line.grant_key})
     owners = grants_held_elsewhere(program, keys)
     for entitlement in entitlements:

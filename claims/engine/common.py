@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,6 +44,20 @@ def fetch_all(sql: str, params: dict[str, Any] | Sequence[Any]) -> list[tuple[An
         return cursor.fetchall()
 
 
+SCOPE_MARKER = re.compile(r"/\*in_scope:([\w.]+)\*/")
+
+
+def scoped_sql(sql: str, *, scoped: bool) -> str:
+    """`sql` with each `/*in_scope:column*/` marker made a filter on claims_stage_scope, or removed."""
+    return SCOPE_MARKER.sub(
+        lambda match: f"AND {match[1]} IN (SELECT subject FROM claims_stage_scope)" if scoped else "", sql
+    )
+
+
+def scope_param(scope: Sequence[str] | None) -> list[str] | None:
+    return None if scope is None else list(scope)
+
+
 def deadline_end(program: Program) -> dt.datetime | None:
     """ "Apply by D" means until D 23:59:59(.999999) JST."""
     return end_of_day_jst(program.application_deadline) if program.application_deadline else None
@@ -54,14 +69,14 @@ SELECT DISTINCT ON (subject)
        (%(deadline)s::timestamptz IS NULL OR submitted_at <= %(deadline)s::timestamptz) AS on_time,
        payout_method, reason, fault, effective_at
   FROM claims_submission
- WHERE program_id = %(program)s
+ WHERE program_id = %(program)s AND (%(scope)s::text[] IS NULL OR subject = ANY(%(scope)s::text[]))
  ORDER BY subject,
           (%(deadline)s::timestamptz IS NULL OR submitted_at <= %(deadline)s::timestamptz) DESC,
           submitted_at DESC, submission_id DESC
 """
 
 
-def official_submissions(program: Program) -> dict[str, OfficialSubmission]:
+def official_submissions(program: Program, scope: Sequence[str] | None = None) -> dict[str, OfficialSubmission]:
     """Per subject, the official submission, in one query.
 
     All submissions are kept and the latest is official (seed 000: 最新の情報を正式なお申込み). A
@@ -69,7 +84,10 @@ def official_submissions(program: Program) -> dict[str, OfficialSubmission]:
     on-time one: the official submission is the latest on-time one; only when there is none is the
     latest late one reported (its subject then gets `late_application`).
     """
-    rows = fetch_all(OFFICIAL_SUBMISSIONS_SQL, {"deadline": deadline_end(program), "program": program.slug})
+    rows = fetch_all(
+        OFFICIAL_SUBMISSIONS_SQL,
+        {"deadline": deadline_end(program), "program": program.slug, "scope": scope_param(scope)},
+    )
     return {row[0]: OfficialSubmission(row[1], row[0], row[2], row[3], row[4], row[5], row[6], row[7]) for row in rows}
 
 
@@ -140,8 +158,13 @@ def refund_entitlement(
     program: Program,
     calendar: BusinessCalendar,
     requested_at: dt.datetime,
+    requested_by_run: bool = False,
 ) -> Entitlement:
-    """A refund claim skeleton: payer as payee, provider due date, and any blocking rule applied."""
+    """A refund claim skeleton: payer as payee, provider due date, and any blocking rule applied.
+
+    `requested_by_run`: the request date is the run's own (no application): the due date moves with the
+    day of the run, and `changes_on` names the first later JST date that gives another due date.
+    """
     blocker = refund_blocker(charge, submission)
     entitlement = Entitlement(
         subject=subject,
@@ -154,6 +177,8 @@ def refund_entitlement(
         payout_method=payout_method_for(program, submission, refund=True),
         provider_request_due_on=calendar.due_date(requested_at, PROVIDER_REQUEST_BUSINESS_DAYS),
     )
+    if requested_by_run:
+        entitlement.changes_on = next_due_date_change(calendar, requested_at)
     if blocker == Reason.APP_STORE and charge is not None:
         entitlement.payout_method = ""
         entitlement.note = APP_STORE_INSTRUCTIONS.get(charge.payment_method, "")
@@ -172,6 +197,16 @@ def charge_facts(row: Sequence[Any]) -> ChargeFacts | None:
     if row[0] is None:
         return None
     return ChargeFacts(*row[:11])
+
+
+def next_due_date_change(calendar: BusinessCalendar, requested_at: dt.datetime) -> dt.date:
+    """The first JST date after `requested_at`'s on which a request gets another provider due date."""
+    day = jst_date(requested_at)
+    due = calendar.add_business_days(day, PROVIDER_REQUEST_BUSINESS_DAYS)
+    later = day + dt.timedelta(days=1)
+    while calendar.add_business_days(later, PROVIDER_REQUEST_BUSINESS_DAYS) == due:
+        later += dt.timedelta(days=1)
+    return later
 
 
 def jst_days_between(earlier: dt.datetime, later: dt.datetime) -> int:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 
 from claims.engine.common import (
     OfficialSubmission,
@@ -34,6 +35,7 @@ from claims.engine.common import (
     fetch_all,
     official_submissions,
     payout_method_for,
+    scope_param,
 )
 from claims.engine.types import Entitlement, Line, Reason
 from claims.models import ApplicationRule, Program
@@ -55,6 +57,7 @@ SELECT t.transaction_id, t.coupon_id, t.amount_jpy, t.occurred_at, t.store_name,
              ) AS previous_at
         FROM customers_coupontransaction p
        WHERE p.kind = 'payment'
+         AND (%(scope)s::text[] IS NULL OR p.coupon_id = ANY(%(scope)s::text[]))
          AND p.coupon_id IN (SELECT coupon_id FROM customers_coupontransaction
                               WHERE kind = 'payment' AND occurred_at >= %(start)s AND occurred_at < %(end)s)
   ) t
@@ -82,7 +85,8 @@ SELECT cp.inquiry_number, cp.customer_id, cp.expires_at <= %(original_until)s AS
   FROM customers_coupon cp
   LEFT JOIN customers_coupontransaction t
          ON t.coupon_id = cp.inquiry_number AND t.kind IN ('charge', 'payment', 'reversal')
- WHERE cp.expires_at <= %(original_until)s OR cp.inquiry_number = ANY(%(also)s)
+ WHERE (cp.expires_at <= %(original_until)s OR cp.inquiry_number = ANY(%(also)s))
+   AND (%(scope)s::text[] IS NULL OR cp.inquiry_number = ANY(%(scope)s::text[]))
  GROUP BY cp.inquiry_number
 """
 
@@ -98,7 +102,7 @@ class WindowPayment:
     reversed: bool = False
 
 
-def _erroneous_payments(params: CouponOutageParameters) -> dict[str, list[WindowPayment]]:
+def _erroneous_payments(params: CouponOutageParameters, scope: Sequence[str] | None) -> dict[str, list[WindowPayment]]:
     """Class-B payments per coupon (duplicates, store-confirmed ones), with already-reversed marked."""
     rows = fetch_all(
         WINDOW_PAYMENTS_SQL,
@@ -106,6 +110,7 @@ def _erroneous_payments(params: CouponOutageParameters) -> dict[str, list[Window
             "start": params.outage_starts_at,
             "end": params.outage_ends_at + ONE_SECOND,
             "interval": dt.timedelta(seconds=params.duplicate_interval_seconds),
+            "scope": scope_param(scope),
         },
     )
     by_coupon: dict[str, list[WindowPayment]] = defaultdict(list)
@@ -123,11 +128,13 @@ def _erroneous_payments(params: CouponOutageParameters) -> dict[str, list[Window
     return by_coupon
 
 
-def compute(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar) -> list[Entitlement]:
+def compute(
+    *, program: Program, as_of: dt.datetime, calendar: BusinessCalendar, scope: Sequence[str] | None = None
+) -> list[Entitlement]:
     params = program.typed_parameters()
     assert isinstance(params, CouponOutageParameters)
-    submissions = official_submissions(program)
-    erroneous = _erroneous_payments(params)
+    submissions = official_submissions(program, scope)
+    erroneous = _erroneous_payments(params, scope)
     rows = fetch_all(
         BALANCES_SQL,
         {
@@ -135,6 +142,7 @@ def compute(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar)
             "extended": params.extended_expiry_at + ONE_SECOND,
             "remedy": params.remedy_expiry_at + ONE_SECOND,
             "also": sorted(set(erroneous) | set(submissions)),
+            "scope": scope_param(scope),
         },
     )
     entitlements = []

@@ -15,6 +15,7 @@ the official submissions; a third explains the (few) submitters without lines.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from django.db import connection
 
@@ -27,6 +28,8 @@ from claims.engine.common import (
     fetch_all,
     official_submissions,
     payout_method_for,
+    scope_param,
+    scoped_sql,
 )
 from claims.engine.types import Entitlement, Line, Reason
 from claims.models import ApplicationRule, Program
@@ -54,6 +57,7 @@ covered AS (
       JOIN customers_charge c ON c.subscription_id = s.subscription_id
       LEFT JOIN first_login fl ON fl.customer_id = s.customer_id
      WHERE NOT c.promotional
+       AND (%(scope)s::text[] IS NULL OR s.customer_id = ANY(%(scope)s::text[]))
        AND c.period_start >= ps.first_month
        AND c.period_start < (
              LEAST(COALESCE((date_trunc('month', fl.first_at AT TIME ZONE 'Asia/Tokyo'))::date, %(cap)s::date),
@@ -100,7 +104,10 @@ def month_label(month: dt.date) -> str:
     return f"{month.year:04d}-{month.month:02d}"
 
 
-def compute(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar) -> list[Entitlement]:
+def compute(
+    *, program: Program, as_of: dt.datetime, calendar: BusinessCalendar, scope: Sequence[str] | None = None
+) -> list[Entitlement]:
+    """The Python path (previews of small programs); `scope` limits it to those subjects."""
     params = program.typed_parameters()
     assert isinstance(params, LoginOutageParameters)
     plans = sorted(params.first_covered_month_by_plan)
@@ -110,10 +117,12 @@ def compute(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar)
         "first_months": [dt.date(m.year, m.month, 1) for m in (params.first_covered_month_by_plan[p] for p in plans)],
         "cap": dt.date(params.cap_month.year, params.cap_month.month, 1),
     }
-    submissions = official_submissions(program)
+    submissions = official_submissions(program, scope)
     entitlements: list[Entitlement] = []
     with_lines: set[str] = set()
-    for customer_id, subscription_ids, plan_ids, months, amounts in fetch_all(LINES_SQL, sql_params):
+    for customer_id, subscription_ids, plan_ids, months, amounts in fetch_all(
+        LINES_SQL, {**sql_params, "scope": scope_param(scope)}
+    ):
         with_lines.add(customer_id)
         lines = [
             Line(
@@ -176,7 +185,7 @@ SELECT DISTINCT ON (subject)
        (%(deadline)s::timestamptz IS NULL OR submitted_at <= %(deadline)s::timestamptz) AS on_time,
        payout_method
   FROM claims_submission
- WHERE program_id = %(slug)s
+ WHERE program_id = %(slug)s /*in_scope:subject*/
  ORDER BY subject,
           (%(deadline)s::timestamptz IS NULL OR submitted_at <= %(deadline)s::timestamptz) DESC,
           submitted_at DESC, submission_id DESC;
@@ -189,7 +198,7 @@ WITH plan_start AS (
 first_login AS (
     SELECT customer_id, min(logged_in_at) AS first_at
       FROM customers_login
-     WHERE logged_in_at >= %(restored_at)s
+     WHERE logged_in_at >= %(restored_at)s /*in_scope:customer_id*/
      GROUP BY customer_id
 )
 SELECT s.customer_id, s.subscription_id, s.plan_id,
@@ -199,7 +208,7 @@ SELECT s.customer_id, s.subscription_id, s.plan_id,
   JOIN plan_start ps ON ps.plan_id = s.plan_id
   JOIN customers_charge c ON c.subscription_id = s.subscription_id
   LEFT JOIN first_login fl ON fl.customer_id = s.customer_id
- WHERE NOT c.promotional
+ WHERE NOT c.promotional /*in_scope:s.customer_id*/
    AND c.period_start >= ps.first_month
    AND c.period_start < (
          LEAST(COALESCE((date_trunc('month', fl.first_at AT TIME ZONE 'Asia/Tokyo'))::date, %(cap)s::date),
@@ -267,14 +276,22 @@ DROP TABLE claims_stage_official, claims_stage_covered;
 """
 
 
-def stage(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar) -> None:
-    """Writes the program's entitlements into the stage tables with SQL only (no row reaches Python)."""
+# An incremental run (claims.inputs) computes the subjects of claims_stage_scope only: the same statements
+# with each base-table read limited to them (a TEMP table in a statement rules out parallel workers, so
+# the full run keeps the statement without it).
+SCOPED_STAGE_SQL = scoped_sql(STAGE_SQL, scoped=True)
+STAGE_SQL = scoped_sql(STAGE_SQL, scoped=False)
+
+
+def stage(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar, scoped: bool = False) -> None:
+    """Writes the program's entitlements into the stage tables with SQL only (no row reaches Python);
+    `scoped`: those of the subjects in claims_stage_scope only."""
     params = program.typed_parameters()
     assert isinstance(params, LoginOutageParameters)
     plans = sorted(params.first_covered_month_by_plan)
     with connection.cursor() as cursor:
         cursor.execute(
-            STAGE_SQL,
+            SCOPED_STAGE_SQL if scoped else STAGE_SQL,
             {
                 "restored_at": params.restored_at,
                 "plans": plans,

@@ -12,7 +12,7 @@ Every line is integer yen; where a rule divides, the docstring of its function n
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from claims.engine.common import (
     CHARGE_COLUMNS,
@@ -24,6 +24,7 @@ from claims.engine.common import (
     jst_days_between,
     official_submissions,
     refund_entitlement,
+    scope_param,
 )
 from claims.engine.types import Entitlement, Line, Reason
 from claims.models import Program
@@ -40,7 +41,7 @@ REQUESTS_SQL = f"""
 WITH official AS (
     SELECT DISTINCT ON (subject) subject, submitted_at
       FROM claims_submission
-     WHERE program_id = %(program)s
+     WHERE program_id = %(program)s AND (%(scope)s::text[] IS NULL OR subject = ANY(%(scope)s::text[]))
      ORDER BY subject,
               (%(deadline)s::timestamptz IS NULL OR submitted_at <= %(deadline)s::timestamptz) DESC,
               submitted_at DESC, submission_id DESC
@@ -84,10 +85,12 @@ def _charge_key(charge: ChargeFacts) -> str:
 
 
 def _requests(
-    program: Program, calendar: BusinessCalendar
+    program: Program, calendar: BusinessCalendar, scope: Sequence[str] | None
 ) -> list[tuple[Entitlement, ChargeFacts | None, OfficialSubmission, bool, bool, bool]]:
-    submissions = official_submissions(program)
-    rows = fetch_all(REQUESTS_SQL, {"program": program.slug, "deadline": deadline_end(program)})
+    submissions = official_submissions(program, scope)
+    rows = fetch_all(
+        REQUESTS_SQL, {"program": program.slug, "deadline": deadline_end(program), "scope": scope_param(scope)}
+    )
     result = []
     for row in rows:
         subject = row[0]
@@ -124,7 +127,9 @@ SELECT c.subject, m.outcome
 MERGE_REASONS = {"merged": Reason.MERGED, "declined": Reason.MERGE_DECLINED}
 
 
-def compute_autorenew(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar) -> list[Entitlement]:
+def compute_autorenew(
+    *, program: Program, as_of: dt.datetime, calendar: BusinessCalendar, scope: Sequence[str] | None = None
+) -> list[Entitlement]:
     """Full refund of a renewal charge requested within `window_days` JST days of the charge (inclusive).
 
     No division, no rounding. A reason from `allowed_reasons` is required (`reason_required`). A claim
@@ -136,7 +141,7 @@ def compute_autorenew(*, program: Program, as_of: dt.datetime, calendar: Busines
     # A recorded merge offer that ended in a merge or a withdrawal: nothing to refund (one query).
     merge_outcomes = dict(fetch_all(MERGE_OUTCOMES_SQL, {"program": program.pk})) if program.pk else {}
     result = []
-    for entitlement, charge, submission, is_first, _used, auto_renew in _requests(program, calendar):
+    for entitlement, charge, submission, is_first, _used, auto_renew in _requests(program, calendar, scope):
         if entitlement.eligible and charge is not None:
             if merge_outcomes.get(entitlement.subject) in MERGE_REASONS:
                 _not_eligible(entitlement, MERGE_REASONS[merge_outcomes[entitlement.subject]])
@@ -154,7 +159,9 @@ def compute_autorenew(*, program: Program, as_of: dt.datetime, calendar: Busines
     return result
 
 
-def compute_cooling_off(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar) -> list[Entitlement]:
+def compute_cooling_off(
+    *, program: Program, as_of: dt.datetime, calendar: BusinessCalendar, scope: Sequence[str] | None = None
+) -> list[Entitlement]:
     """Withdrawal within `window_days` JST calendar days of a payment (request date <= charge date + 7).
 
     First payment: full refund, no usage since the payment required. Later cycle: the payment minus
@@ -164,7 +171,7 @@ def compute_cooling_off(*, program: Program, as_of: dt.datetime, calendar: Busin
     params = program.typed_parameters()
     assert isinstance(params, CoolingOffParameters)
     result = []
-    for entitlement, charge, submission, is_first, used, _auto in _requests(program, calendar):
+    for entitlement, charge, submission, is_first, used, _auto in _requests(program, calendar, scope):
         if entitlement.eligible and charge is not None:
             if jst_days_between(charge.charged_at, submission.submitted_at) > params.window_days:
                 _not_eligible(entitlement, Reason.OUTSIDE_WINDOW)
@@ -237,7 +244,9 @@ def _stopped_on(submission: OfficialSubmission) -> dt.date:
     return jst_date(submission.effective_at or submission.submitted_at)
 
 
-def compute_service_failure(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar) -> list[Entitlement]:
+def compute_service_failure(
+    *, program: Program, as_of: dt.datetime, calendar: BusinessCalendar, scope: Sequence[str] | None = None
+) -> list[Entitlement]:
     """Pro-rata refund of the undelivered part plus a penalty when the company is at fault.
 
     Penalty = refund * penalty_percent // 100 — rounded DOWN, a separate line.
@@ -245,7 +254,7 @@ def compute_service_failure(*, program: Program, as_of: dt.datetime, calendar: B
     params = program.typed_parameters()
     assert isinstance(params, ServiceFailureParameters)
     result = []
-    for entitlement, charge, submission, _first, _used, _auto in _requests(program, calendar):
+    for entitlement, charge, submission, _first, _used, _auto in _requests(program, calendar, scope):
         if entitlement.eligible and charge is not None:
             refund, label, rule = unused_value(charge, _stopped_on(submission), cycle_max_days=params.cycle_max_days)
             if refund <= 0:
@@ -261,7 +270,7 @@ def compute_service_failure(*, program: Program, as_of: dt.datetime, calendar: B
 
 
 def compute_company_termination(
-    *, program: Program, as_of: dt.datetime, calendar: BusinessCalendar
+    *, program: Program, as_of: dt.datetime, calendar: BusinessCalendar, scope: Sequence[str] | None = None
 ) -> list[Entitlement]:
     """Unused part at the termination date minus fee = max(base * fee_percent // 100, minimum_fee_jpy).
 
@@ -271,7 +280,7 @@ def compute_company_termination(
     params = program.typed_parameters()
     assert isinstance(params, CompanyTerminationParameters)
     result = []
-    for entitlement, charge, submission, _first, _used, _auto in _requests(program, calendar):
+    for entitlement, charge, submission, _first, _used, _auto in _requests(program, calendar, scope):
         if entitlement.eligible and charge is not None:
             base, label, _rule = unused_value(charge, _stopped_on(submission), cycle_max_days=params.cycle_max_days)
             fee = max(base * params.fee_percent // 100, params.minimum_fee_jpy)
@@ -297,6 +306,8 @@ WITH ranked AS (
              SELECT subscription_id, period_start, period_end
                FROM customers_charge
               WHERE NOT promotional
+                AND (%(scope)s::text[] IS NULL OR subscription_id IN (
+                      SELECT subscription_id FROM customers_charge WHERE charge_id = ANY(%(scope)s::text[])))
               GROUP BY subscription_id, period_start, period_end
              HAVING count(*) > 1)
 ),
@@ -307,14 +318,16 @@ subjects AS (
      WHERE program_id = %(program)s AND subject NOT IN (SELECT charge_id FROM ranked WHERE n > 1)
 )
 SELECT x.subject, {CHARGE_COLUMNS}, x.overpaid
-  FROM subjects x
+  FROM (SELECT * FROM subjects WHERE %(scope)s::text[] IS NULL OR subject = ANY(%(scope)s::text[])) x
   LEFT JOIN customers_charge c ON c.charge_id = x.subject
   LEFT JOIN customers_subscription s ON s.subscription_id = c.subscription_id
   LEFT JOIN customers_plan p ON p.plan_code = s.plan_id
 """
 
 
-def compute_overpayment(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar) -> list[Entitlement]:
+def compute_overpayment(
+    *, program: Program, as_of: dt.datetime, calendar: BusinessCalendar, scope: Sequence[str] | None = None
+) -> list[Entitlement]:
     """Every charge of a subscription after the first for the same service period is overpaid.
 
     No application needed (the company refunds on its own initiative; the request date for the
@@ -323,9 +336,9 @@ def compute_overpayment(*, program: Program, as_of: dt.datetime, calendar: Busin
     """
     params = program.typed_parameters()
     assert isinstance(params, OverpaymentParameters)
-    submissions = official_submissions(program)
+    submissions = official_submissions(program, scope)
     result = []
-    for row in fetch_all(OVERPAID_SQL, {"program": program.slug}):
+    for row in fetch_all(OVERPAID_SQL, {"program": program.slug, "scope": scope_param(scope)}):
         subject, charge, overpaid = row[0], charge_facts(row[1:12]), row[12]
         submission = submissions.get(subject)
         entitlement = refund_entitlement(
@@ -335,6 +348,7 @@ def compute_overpayment(*, program: Program, as_of: dt.datetime, calendar: Busin
             program=program,
             calendar=calendar,
             requested_at=submission.submitted_at if submission else as_of,
+            requested_by_run=submission is None,
         )
         if entitlement.eligible and charge is not None:
             if not overpaid:

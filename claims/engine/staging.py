@@ -25,6 +25,7 @@ from django.db import connection
 from claims.engine import Entitlement, Reason, compute_entitlements, login_outage
 from claims.engine.common import STAGE_ENTITLEMENTS as ENTITLEMENTS
 from claims.engine.common import STAGE_LINES as LINES
+from claims.engine.common import fetch_all
 from claims.models import Policy, Program
 from support_portal.core.business_days import BusinessCalendar
 
@@ -41,6 +42,7 @@ CREATE TEMP TABLE {ENTITLEMENTS} (
     payout_method text NOT NULL DEFAULT '',
     provider_request_due_on date,
     note text NOT NULL DEFAULT '',
+    changes_on date,  -- the first JST date the answer changes with the day of the run (claims.inputs)
     lines_hash text NOT NULL DEFAULT 'd41d8cd98f00b204e9800998ecf8427e'  -- md5(''): no lines
 );
 CREATE TEMP TABLE {LINES} (
@@ -87,7 +89,7 @@ def _copy_entitlements(entitlements: Iterable[Entitlement]) -> None:
         entitlement_list = list(entitlements)
         with raw.copy(
             f"COPY {ENTITLEMENTS} (subject, customer_id, payee_id, eligible, reason, official_submission_id,"
-            " payout_method, provider_request_due_on, note) FROM STDIN"
+            " payout_method, provider_request_due_on, note, changes_on) FROM STDIN"
         ) as copy:
             for e in entitlement_list:
                 copy.write_row(
@@ -101,6 +103,7 @@ def _copy_entitlements(entitlements: Iterable[Entitlement]) -> None:
                         e.payout_method,
                         e.provider_request_due_on,
                         e.note,
+                        e.changes_on,
                     )
                 )
         with raw.copy(
@@ -136,8 +139,9 @@ UPDATE {ENTITLEMENTS} e SET payee_id = NULL
 """
 
 
-def _stage_from_python(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar) -> None:
-    _copy_entitlements(compute_entitlements(program=program, as_of=as_of, calendar=calendar))
+def _stage_from_python(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar, scoped: bool) -> None:
+    scope = [subject for (subject,) in fetch_all("SELECT subject FROM claims_stage_scope", {})] if scoped else None
+    _copy_entitlements(compute_entitlements(program=program, as_of=as_of, calendar=calendar, scope=scope))
     with connection.cursor() as cursor:
         cursor.execute(FORGET_UNKNOWN_CUSTOMERS_SQL)
 
@@ -147,10 +151,11 @@ SQL_STAGERS: dict[str, Callable[..., None]] = {
 }
 
 
-def stage(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar) -> None:
-    """Fills the stage tables with the program's entitlements (before exclusion by other programs' grants)."""
+def stage(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar, scoped: bool = False) -> None:
+    """Fills the stage tables with the program's entitlements (before exclusion by other programs' grants);
+    `scoped`: only those of the subjects in the TEMP table claims_stage_scope (claims.inputs)."""
     create_tables()
-    SQL_STAGERS.get(program.policy, _stage_from_python)(program=program, as_of=as_of, calendar=calendar)
+    SQL_STAGERS.get(program.policy, _stage_from_python)(program=program, as_of=as_of, calendar=calendar, scoped=scoped)
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {ENTITLEMENTS}; ANALYZE {LINES}")
 

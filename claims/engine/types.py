@@ -59,6 +59,9 @@ class Entitlement:
     provider_request_due_on: dt.date | None = None
     # What the customer is told beyond the amount (e.g. how to ask the app store for the refund).
     note: str = ""
+    # The first JST date on which a run would answer differently for the same inputs (None: never),
+    # e.g. a provider due date counted from the run's own date (claims.inputs rechecks it then).
+    changes_on: dt.date | None = None
 
     @property
     def amount_jpy(self) -> int:

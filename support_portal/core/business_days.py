@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import hashlib
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -95,6 +96,14 @@ class BusinessCalendar:
                 self._business_days.append(day)
             day += timedelta(days=1)
         self._business_day_set = frozenset(self._business_days)
+
+    @functools.cached_property
+    def _revision(self) -> str:
+        return hashlib.sha256(",".join(day.isoformat() for day in self._business_days).encode()).hexdigest()
+
+    def revision(self) -> str:
+        """A hash of the business days: two calendars with the same answers have the same revision."""
+        return self._revision
 
     def __repr__(self) -> str:
         return f"<BusinessCalendar {self.first_day:%Y}-{self.last_day:%Y}>"

@@ -4,17 +4,28 @@ import datetime as dt
 import re
 
 import pytest
+from django.apps import apps
 from django.db import connection
 
-from claims import inputs, services
-from claims.engine import login_outage, staging
-from claims.models import Claim, ClaimStatus, Grant, InputChange, Program, ProgramComputation
+from claims import inputs, remedies, services
+from claims.engine import common, coupon_outage, login_outage, refunds, staging
+from claims.models import (
+    Claim,
+    ClaimStatus,
+    Grant,
+    InputChange,
+    InputChangeKey,
+    Program,
+    ProgramComputation,
+    SubjectRecheck,
+)
 from claims.services import program_run
+from support_portal.core.business_days import BusinessCalendar
 from support_portal.customers.models import Charge, Login, Subscription
 from tests.claims.factories import LoginFactory, SubmissionFactory, jst, template
 from tests.claims.helpers import on_another_connection
 from tests.claims.test_program_run import AS_OF, claims_table_counts, earlier_program, premium_member_with_charges
-from tests.factories import ChargeFactory, CustomerFactory, PlanFactory
+from tests.factories import ChargeFactory, CustomerFactory, PlanFactory, SubscriptionFactory
 
 
 def another_transaction_commits():
@@ -229,15 +240,137 @@ def test_transaction_ids_that_went_back_make_the_next_run_compute(calendar):
 
 
 @pytest.mark.django_db
-def test_policies_that_depend_on_the_day_always_compute(calendar):
-    ChargeFactory.create(amount_jpy=3000, charged_at=jst(2024, 9, 1, 3))
+def test_a_refund_policy_rerun_over_unchanged_inputs_skips_computing(calendar):
+    # Given an autorenew program computed over one request
+    the_charge = ChargeFactory.create(amount_jpy=3000, charged_at=jst(2024, 9, 1, 3))
     program = template("autorenew-60day")
+    SubmissionFactory.create(program=program, subject=the_charge.charge_id, submitted_at=jst(2024, 9, 20))
+    first = program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+    before = claims_table_counts()
+
+    # When it runs again, nothing changed, on a later day
+    result = program_run(program=program, actor=None, as_of=AS_OF + dt.timedelta(days=30), calendar=calendar)
+
+    # Then nothing is computed or written (its due date counts from the request, not from the run)
+    assert computed(first)
+    assert not computed(result)
+    assert claims_table_counts() == before
+
+
+def overpaid_charge_pair():
+    subscription = SubscriptionFactory.create()
+    for charged_at in (jst(2024, 9, 1, 3), jst(2024, 9, 1, 4)):
+        ChargeFactory.create(
+            subscription=subscription,
+            amount_jpy=1000,
+            charged_at=charged_at,
+            period_start=dt.date(2024, 9, 1),
+            period_end=dt.date(2024, 10, 1),
+        )
+    return subscription
+
+
+@pytest.mark.django_db
+def test_an_answer_that_moves_with_the_day_is_recomputed_on_the_day_it_moves_only(calendar):
+    # Given an overpayment found without a request: its provider due date counts from the run's own day
+    # (2025-02-11 is a holiday: a run on Friday 02-07, Saturday or Sunday gives Thursday 02-13; Monday
+    # 02-10 and Tuesday give Friday 02-14)
+    overpaid_charge_pair()
+    program = template("overpayment")
+    friday = jst(2025, 2, 7, 9)
+    program_run(program=program, actor=None, as_of=friday, calendar=calendar)
+    claim = Claim.objects.get(program=program)
+    recheck = SubjectRecheck.objects.get(program=program)
+
+    # When the program runs again on Saturday, then on Monday
+    saturday = program_run(program=program, actor=None, as_of=friday + dt.timedelta(days=1), calendar=calendar)
+    monday = program_run(program=program, actor=None, as_of=friday + dt.timedelta(days=3), calendar=calendar)
+
+    # Then Saturday skips; Monday (the recorded date) recomputes that subject only and moves its due date
+    assert (claim.provider_request_due_on, recheck.subject, recheck.recheck_on) == (
+        dt.date(2025, 2, 13),
+        claim.subject,
+        dt.date(2025, 2, 10),
+    )
+    assert not computed(saturday)
+    assert (monday.scope, monday.updated) == (1, 1)
+    assert Claim.objects.get(pk=claim.pk).provider_request_due_on == dt.date(2025, 2, 14)
+    assert SubjectRecheck.objects.get(program=program).recheck_on == dt.date(2025, 2, 12)
+
+
+@pytest.mark.django_db
+def test_a_run_dated_before_the_last_one_computes_in_full(calendar):
+    overpaid_charge_pair()
+    program = template("overpayment")
     program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
 
-    result = program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+    result = program_run(program=program, actor=None, as_of=AS_OF - dt.timedelta(days=3), calendar=calendar)
 
     assert computed(result)
-    assert not ProgramComputation.objects.filter(program=program).exists()
+    assert result.scope is None
+
+
+@pytest.mark.django_db
+def test_another_business_calendar_makes_a_refund_policy_compute_in_full(calendar):
+    overpaid_charge_pair()
+    program = template("overpayment")
+    program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+    closed_wednesday = BusinessCalendar(first_year=2020, last_year=2030, company_closed_days=[dt.date(2025, 2, 12)])
+
+    result = program_run(program=program, actor=None, as_of=AS_OF, calendar=closed_wednesday)
+
+    assert computed(result)
+    assert result.scope is None
+
+
+@pytest.mark.django_db
+def test_an_incremental_run_computes_only_the_changed_subjects_and_writes_only_theirs(calendar):
+    # Given two members computed
+    first_member, _ = premium_member_with_charges()
+    second_member, _ = premium_member_with_charges()
+    program = template("login-outage-2024")
+    program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+    untouched = Claim.objects.get(subject=second_member.customer_id)
+    ClaimEvent = apps.get_model("claims", "ClaimEvent")
+    events_before = ClaimEvent.objects.count()
+
+    # When the first member logs in earlier and the program runs
+    add_earlier_login(first_member, None)
+    result = program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+
+    # Then only that member was computed and changed; the other's claim has no new history row
+    assert (result.scope, result.total, result.updated, result.unchanged) == (1, 2, 1, 1)
+    assert Claim.objects.get(subject=first_member.customer_id).amount_jpy == 550
+    assert Claim.objects.get(pk=untouched.pk).computed_at == untouched.computed_at
+    assert list(ClaimEvent.objects.order_by("pk").values_list("pgh_obj_id", flat=True)[events_before:]) == [
+        Claim.objects.get(subject=first_member.customer_id).pk
+    ]
+
+
+@pytest.mark.django_db
+def test_each_writer_leaves_the_subject_keys_it_touched():
+    # Given a customer with a subscription
+    subscription = SubscriptionFactory.create()
+    before = InputChange.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+    # When raw SQL adds a charge, and an update touches no row
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO customers_charge (charge_id, subscription_id, amount_jpy, charged_at, period_start,"
+            " period_end, payment_method, promotional) VALUES ('CH-RAW', %s, 100, now(), '2024-09-01',"
+            " '2024-10-01', '', false)",
+            [subscription.pk],
+        )
+        cursor.execute("UPDATE customers_login SET logged_in_at = logged_in_at WHERE false")
+
+    # Then the charge's statement names its subscription (the run maps it to the customer); the empty one
+    # names nobody
+    changes = list(InputChange.objects.filter(id__gt=before).order_by("id"))
+    assert [change.table_name for change in changes] == ["customers_charge", "customers_login"]
+    assert list(InputChangeKey.objects.filter(change_id=changes[0].pk).values_list("kind", "key")) == [
+        ("b", subscription.pk)
+    ]
+    assert not InputChangeKey.objects.filter(change_id=changes[1].pk).exists()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -279,28 +412,37 @@ def test_a_change_committed_while_the_run_computed_makes_the_next_run_compute(ca
     assert not computed(third)
 
 
+# The tables of the change capture itself, and the run's working tables: not inputs.
+NOT_INPUTS = {"claims_inputchange", "claims_inputchangekey", "claims_programcomputation", "claims_subjectrecheck"}
+
+
 @pytest.mark.django_db
 def test_every_table_the_run_reads_is_watched_by_a_trigger():
-    # Given every SQL statement of the login-outage engine, the stage and exclusion, and the run
+    # Given every SQL statement of the engines, the stage and exclusion, the run and the duplicate detection
     statements = "\n".join(
         value
-        for module in (login_outage, staging, services)
+        for module in (login_outage, refunds, coupon_outage, common, staging, services, inputs, remedies)
         for name, value in vars(module).items()
         if name.endswith("_SQL") and isinstance(value, str)
     )
     named = set(re.findall(r"\b((?:customers|claims)_[a-z_]+)\b", statements))
-    read = {table for table in named if not table.startswith("claims_stage_")}
+    read = {table for table in named if not table.startswith("claims_stage_")} - NOT_INPUTS
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
-            " WHERE t.tgname = 'claims_input_change' ORDER BY 1"
+            "SELECT t.tgname, c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+            " WHERE t.tgname LIKE 'claims_input_change%%' ORDER BY 2, 1"
         )
-        watched = [name for (name,) in cursor.fetchall()]
+        watched: dict[str, list[str]] = {}
+        for trigger, table in cursor.fetchall():
+            watched.setdefault(table, []).append(trigger)
 
-    assert {"customers_charge", "customers_login", "claims_submission", "claims_grant", "claims_claim"} <= read
+    assert {"customers_charge", "customers_login", "customers_coupontransaction", "claims_mergeoffer"} <= read
     assert read <= set(inputs.INPUT_TABLES)
-    assert watched == sorted(inputs.INPUT_TABLES)
+    assert sorted(watched) == sorted(inputs.INPUT_TABLES)
+    assert set(map(tuple, watched.values())) == {
+        ("claims_input_change_del", "claims_input_change_ins", "claims_input_change_trunc", "claims_input_change_upd")
+    }
 
 
 @pytest.mark.django_db
