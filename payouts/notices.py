@@ -451,10 +451,20 @@ def email_error_reached_provider(exc: BaseException) -> bool:
 class _Recorder:
     """Collects attempt outcomes and records them every RECORD_EVERY messages (and at the end)."""
 
-    def __init__(self, *, actor: str) -> None:
+    def __init__(self, *, actor: str, hand_over_until: dt.datetime) -> None:
         self.actor = actor
+        self.hand_over_until = hand_over_until
         self.pending = _Outcome()
         self.totals = _Outcome()
+
+    def may_hand_over(self, attempt_id: str) -> bool:
+        """Whether there is still time to give a message to the provider. Past half the lease the rest of
+        the chunk is not handed over (recorded not sent, for the next sender): the sweep, which acts only
+        after the whole lease, must never find an attempt open whose sender could still send it."""
+        if timezone.now() < self.hand_over_until:
+            return True
+        self.not_sent(attempt_id, "lease running out: not handed over")
+        return False
 
     def sent(self, attempt_id: str, message_id: str, provider_id: str) -> None:
         self.pending.sent.append((attempt_id, message_id, provider_id))
@@ -486,6 +496,8 @@ def _send_emails(recorder: _Recorder, emails: list[tuple[str, EmailMultiAlternat
         return
     try:
         for attempt_id, message in emails:
+            if not recorder.may_hand_over(attempt_id):
+                continue
             try:
                 mail.send_messages([message])
             except Exception as exc:  # classified: refused (tried again) or uncertain
@@ -501,6 +513,8 @@ def _send_emails(recorder: _Recorder, emails: list[tuple[str, EmailMultiAlternat
 
 
 def _send_sms(recorder: _Recorder, gateway: Any, *, attempt_id: str, notice_id: int, phone: str, text: str) -> None:
+    if not recorder.may_hand_over(attempt_id):
+        return
     try:
         provider_id = gateway.send(message_key=sms_message_key(notice_id), phone=phone, text=text)
     except SmsError as exc:  # the gateway refused it: not sent
@@ -534,13 +548,14 @@ def payout_notices_send(
 ) -> SendResult:
     """Claims up to `limit` due notices (an attempt each, committed), sends them and records the outcome
     every RECORD_EVERY messages; returns the counts. `actor` names the job in the attempts and transitions."""
-    attempts = _claim(limit=limit, lease=lease, now=timezone.now(), actor=actor)
+    claimed_at = timezone.now()
+    attempts = _claim(limit=limit, lease=lease, now=claimed_at, actor=actor)
     result = SendResult(claimed=len(attempts))
     if not attempts:
         return result
     rows = _load(list(attempts))
     secrets = _decrypt_all(row[12] for row in rows)
-    recorder = _Recorder(actor=actor)
+    recorder = _Recorder(actor=actor, hand_over_until=claimed_at + lease / 2)
     emails: list[tuple[str, EmailMultiAlternatives]] = []
     gateway = None
     for row, secret in zip(rows, secrets, strict=True):

@@ -224,9 +224,9 @@ def test_an_uncertain_notice_found_not_delivered_is_sent_again_with_a_new_attemp
     issued_payout()
     with monkeypatch.context() as patch:
         sender_killed_before_recording(patch)
-        payout_notices_send(lease=dt.timedelta(seconds=0))
+        payout_notices_send(lease=dt.timedelta(seconds=30))
     mail.outbox.clear()  # the provider never received it (e.g. the process died before DATA)
-    payout_notice_attempts_recover(now=timezone.now() + dt.timedelta(seconds=1))
+    payout_notice_attempts_recover(now=timezone.now() + dt.timedelta(minutes=1))
     notice = PayoutNotice.objects.get()
     assert notice.status == "uncertain"
 
@@ -311,8 +311,8 @@ def test_resolving_in_the_admin_needs_the_permission(client, monkeypatch):
     issued_payout()
     with monkeypatch.context() as patch:
         sender_killed_before_recording(patch)
-        payout_notices_send(lease=dt.timedelta(seconds=0))
-    payout_notice_attempts_recover(now=timezone.now() + dt.timedelta(seconds=1))
+        payout_notices_send(lease=dt.timedelta(seconds=30))
+    payout_notice_attempts_recover(now=timezone.now() + dt.timedelta(minutes=1))
     notice = PayoutNotice.objects.get()
     url = reverse("admin:payouts_payoutnotice_changelist")
     client.force_login(UserFactory.create(username="no-perms-resolve"))
