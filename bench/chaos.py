@@ -301,7 +301,13 @@ def run_once(index: int, args: argparse.Namespace, workdir: Path) -> dict[str, A
     redis = Redis(workdir)
     redis.start()
     redis.client.flushall()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.chaos_settings", "DATABASE_URL": url}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench.chaos_settings",
+        "DATABASE_URL": url,
+        "CHAOS_TRANSPORT_DELAY": str(args.transport_delay),
+        "CHAOS_PROVIDER_CHECK": "0" if args.no_provider_check else "1",
+    }
     workers = Workers(env, args.workers, workdir)
     workers.start_all()
     events: Counter[str] = Counter()
@@ -309,9 +315,14 @@ def run_once(index: int, args: argparse.Namespace, workdir: Path) -> dict[str, A
     beat()
     last_beat = time.monotonic()
     restart_at: dict[str, float] = {}
+    work_done_s = None
     try:
         while time.monotonic() - started < args.chaos_seconds:
             time.sleep(rng.uniform(0.5, 2.5))
+            if work_done_s is None:
+                connections.close_all()
+                if done():
+                    work_done_s = round(time.monotonic() - started, 1)
             what = rng.choice(["worker", "worker", "redis", "db"])
             if what == "worker" and workers.kill_one(rng):
                 events["worker_sigkill"] += 1
@@ -339,6 +350,7 @@ def run_once(index: int, args: argparse.Namespace, workdir: Path) -> dict[str, A
         while time.monotonic() - chaos_end < args.settle_seconds:
             connections.close_all()
             if done():
+                work_done_s = work_done_s or round(time.monotonic() - started, 1)
                 break
             beat()
             time.sleep(2)
@@ -346,7 +358,13 @@ def run_once(index: int, args: argparse.Namespace, workdir: Path) -> dict[str, A
     finally:
         workers.stop()
     connections.close_all()
-    result = {"run": index + 1, **dict(events), "settle_s": round(settle, 1), **counts(capture)}
+    result = {
+        "run": index + 1,
+        **dict(events),
+        "all_notified_after_s": work_done_s,
+        "settle_s": round(settle, 1),
+        **counts(capture),
+    }
     result["duplicate_notices_per_1000"] = round(1000 * result["duplicate_notices"] / max(1, result["notices"]), 2)
     connections.close_all()
     return result
@@ -360,6 +378,10 @@ def main() -> None:
     parser.add_argument("--chaos-seconds", type=float, default=60)
     parser.add_argument("--settle-seconds", type=float, default=240)
     parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument(
+        "--transport-delay", type=float, default=0.04, help="seconds per message at the boundary (keeps senders busy)"
+    )
+    parser.add_argument("--no-provider-check", action="store_true", help="leave uncertain attempts for a person")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="chaos-"))
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.chaos_settings"

@@ -292,6 +292,26 @@ def test_only_attempts_known_not_to_have_reached_the_server_are_retried():
 
 
 @pytest.mark.django_db
+def test_a_sender_hands_nothing_over_past_half_its_lease():
+    # Given an email notice and an SMS notice, and a sender whose lease is already used up
+    issued_payout()
+    issued_payout(payee=CustomerFactory.create(email=""))
+
+    # When it runs
+    result = payout_notices_send(lease=dt.timedelta(0))
+
+    # Then it gave nothing to the provider (the sweep may take its attempts over): both wait, not sent
+    assert (result.claimed, result.sent, result.retry, result.uncertain) == (2, 0, 2, 0)
+    assert mail.outbox == [] and not SimulatedSms.objects.exists()
+    assert set(PayoutNoticeAttempt.objects.values_list("status", "error")) == {
+        ("not_sent", "lease running out: not handed over")
+    }
+    # And the next sender with time in hand sends each once
+    assert payout_notices_send().sent == 2
+    assert len(mail.outbox) == 1 and SimulatedSms.objects.get().requests == 1
+
+
+@pytest.mark.django_db
 def test_the_database_allows_one_open_attempt_per_notice():
     issued_payout()
     notice = PayoutNotice.objects.get()
@@ -322,7 +342,7 @@ def test_resolving_in_the_admin_needs_the_permission(client, monkeypatch):
 
     client.force_login(finance())
     response = client.post(url, {"action": "resolve_delivered", "_selected_action": [notice.pk]}, follow=True)
-    assert [str(m) for m in response.context["messages"]] == ["1 uncertain notice(s) resolved."]
+    assert [str(m) for m in response.context["messages"]] == ["不確定な通知 1 件を確定しました。"]
     assert PayoutNotice.objects.get().status == "sent"
     assert PayoutNoticeTransition.objects.latest("id").actor_label == "user:finance-1"
 
