@@ -45,7 +45,7 @@ from payouts.models import (
     PayoutTransition,
     ProgramPayoutPolicy,
 )
-from payouts.notices import NoticeRefused, payout_notice_resend, sample_notice, template_names
+from payouts.notices import NoticeRefused, payout_notice_resend, payout_notice_resolve, sample_notice, template_names
 from payouts.providers import registered_methods
 from payouts.services import PayoutRefused, payout_secret_reveal
 from support_portal.core.admin_tools import BigTableAdmin, ReadOnlyAdmin, ReadOnlyInline
@@ -55,6 +55,7 @@ START_PERMISSION = "payouts.start_payoutbatch"
 PAUSE_PERMISSION = "payouts.pause_payoutbatch"
 CANCEL_PERMISSION = "payouts.cancel_payoutbatch"
 RESEND_PERMISSION = "payouts.resend_payoutnotice"
+RESOLVE_PERMISSION = "payouts.resolve_payoutnotice"
 REVEAL_PERMISSION = "payouts.reveal_payout_secret"
 VIEW_NOTICE_PERMISSION = "payouts.view_payoutnotice"
 VIEW_BATCH_PERMISSION = "payouts.view_payoutbatch"
@@ -388,7 +389,7 @@ class PayoutNoticeAdmin(ReadOnlyAdmin, BigTableAdmin):
     list_filter = ["status", "kind", "channel", "language"]
     list_select_related = ["payout", "created_by"]
     search_fields = ["=payout__id", "=message_id"]
-    actions = ["resend_notices"]
+    actions = ["resend_notices", "resolve_delivered", "resolve_not_delivered"]
     fields = readonly_fields = (
         "payout",
         "kind",
@@ -430,6 +431,29 @@ class PayoutNoticeAdmin(ReadOnlyAdmin, BigTableAdmin):
             done += 1
         if done:
             self.message_user(request, _("%(n)d notice(s) queued for re-sending.") % {"n": done})
+
+    def has_resolve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(RESOLVE_PERMISSION)
+
+    def _resolve(self, request: HttpRequest, queryset: QuerySet[PayoutNotice], *, delivered: bool) -> None:
+        done = 0
+        for notice in queryset.order_by("pk"):
+            try:
+                payout_notice_resolve(notice=notice, delivered=delivered, actor=request.user)
+            except NoticeRefused as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+                continue
+            done += 1
+        if done:
+            self.message_user(request, _("%(n)d uncertain notice(s) resolved.") % {"n": done})
+
+    @admin.action(description=_("Uncertain: the provider shows it delivered (mark sent)"), permissions=["resolve"])
+    def resolve_delivered(self, request: HttpRequest, queryset: QuerySet[PayoutNotice]) -> None:
+        self._resolve(request, queryset, delivered=True)
+
+    @admin.action(description=_("Uncertain: the provider never received it (send again)"), permissions=["resolve"])
+    def resolve_not_delivered(self, request: HttpRequest, queryset: QuerySet[PayoutNotice]) -> None:
+        self._resolve(request, queryset, delivered=False)
 
     def get_urls(self) -> list[URLPattern]:
         return [

@@ -412,6 +412,9 @@ class NoticeStatus(models.TextChoices):
     SENT = "sent", _("Sent")
     FAILED = "failed", _("Failed")
     BOUNCED = "bounced", _("Bounced")
+    # A send attempt was claimed and never recorded (the sender died): the message may have reached the
+    # provider. Never re-sent blindly; a provider check or a person says whether it went out.
+    UNCERTAIN = "uncertain", _("Uncertain (provider check needed)")
 
 
 class NoticeLanguage(models.TextChoices):
@@ -454,7 +457,10 @@ class PayoutNotice(models.Model):
     class Meta:
         verbose_name = _("payout notice")
         verbose_name_plural = _("payout notices")
-        permissions = [("resend_payoutnotice", _("Can re-send a payout notice (audited)"))]
+        permissions = [
+            ("resend_payoutnotice", _("Can re-send a payout notice (audited)")),
+            ("resolve_payoutnotice", _("Can resolve an uncertain payout notice after checking the provider")),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["payout", "kind", "sequence"], name="payout_notice_once"),
             models.CheckConstraint(condition=models.Q(status__in=NoticeStatus.values), name="payout_notice_status"),
@@ -466,6 +472,93 @@ class PayoutNotice(models.Model):
 
     def __str__(self) -> str:
         return f"notice {self.pk} ({self.kind} #{self.sequence}, payout {self.payout_id}, {self.status})"
+
+
+class AttemptStatus(models.TextChoices):
+    CLAIMED = "claimed", _("Claimed (being sent)")
+    SENT = "sent", _("Sent")
+    NOT_SENT = "not_sent", _("Not sent (never reached the provider)")
+    UNCERTAIN = "uncertain", _("Uncertain (may have reached the provider)")
+
+
+OPEN_ATTEMPT_STATUSES = (AttemptStatus.CLAIMED, AttemptStatus.UNCERTAIN)
+
+
+@set_history()
+class PayoutNoticeAttempt(models.Model):
+    """One try at handing a notice to the mail server / SMS gateway, claimed (and committed) BEFORE the
+    sender talks to it, with a unique attempt id the message carries (`X-Payout-Notice-Attempt`).
+
+    `claimed` → `sent` (the provider took it), `not_sent` (known not to have reached it: refused before
+    DATA, the gateway said no) or, when its sender never came back, `uncertain` (set by the sweep after
+    `lease_until`): it may have gone out, so it is not sent again until a provider check or a person
+    resolves it (`resolved_by`). At most one open (claimed / uncertain) attempt per notice (UNIQUE).
+    """
+
+    attempt_id = models.UUIDField(_("attempt id"), unique=True)
+    notice = models.ForeignKey(PayoutNotice, on_delete=models.PROTECT, related_name="attempts")
+    number = models.PositiveIntegerField(_("attempt number"))
+    channel = models.CharField(_("channel"), max_length=8, choices=NoticeChannel.choices)
+    status = models.CharField(_("status"), max_length=16, choices=AttemptStatus.choices)
+    claimed_at = models.DateTimeField(_("claimed at"))
+    claimed_by = models.CharField(_("claimed by"), max_length=100)
+    lease_until = models.DateTimeField(_("lease until"))
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    provider_id = models.CharField(_("provider id"), max_length=200, blank=True)
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    resolved_by = models.CharField(_("resolved by"), max_length=150, blank=True)
+
+    class Meta:
+        verbose_name = _("payout notice attempt")
+        verbose_name_plural = _("payout notice attempts")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["notice"],
+                condition=models.Q(status__in=OPEN_ATTEMPT_STATUSES),
+                name="payout_notice_one_open_attempt",
+            ),
+            models.UniqueConstraint(fields=["notice", "number"], name="payout_notice_attempt_number"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=AttemptStatus.values), name="payout_notice_attempt_status"
+            ),
+        ]
+        indexes = [
+            # The sweep looks for claimed attempts whose lease ran out, and for uncertain ones.
+            models.Index(
+                fields=["lease_until"],
+                condition=models.Q(status__in=OPEN_ATTEMPT_STATUSES),
+                name="payout_notice_attempt_open_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of notice {self.notice_id} ({self.status})"
+
+
+class PayoutNoticeTransition(models.Model):
+    """One status move of a notice (append-only): who — a person, or `system:<task>` —, when, from, to, why."""
+
+    notice = models.ForeignKey(PayoutNotice, on_delete=models.PROTECT, related_name="transitions")
+    attempt = models.ForeignKey(
+        PayoutNoticeAttempt, on_delete=models.PROTECT, null=True, blank=True, related_name="transitions"
+    )
+    at = models.DateTimeField(_("at"))
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    actor_label = models.CharField(_("actor"), max_length=150)
+    status_before = models.CharField(_("status before"), max_length=16, choices=NoticeStatus.choices)
+    status_after = models.CharField(_("status after"), max_length=16, choices=NoticeStatus.choices)
+    note = models.CharField(_("note"), max_length=500, blank=True)
+
+    class Meta:
+        verbose_name = _("payout notice transition")
+        verbose_name_plural = _("payout notice transitions")
+        triggers = [pgtrigger.Protect(name="append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
+        ordering = ["notice", "at", "id"]
+
+    def __str__(self) -> str:
+        return f"notice {self.notice_id}: {self.status_before} → {self.status_after}"
 
 
 class SimulatedSms(models.Model):

@@ -25,6 +25,7 @@ import functools
 import json
 import logging
 import re
+import smtplib
 from collections.abc import Iterable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,11 +36,13 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection, transaction
 from django.template import loader
 from django.utils import timezone, translation
+from django.utils.module_loading import import_string
 
 from claims.models import Claim, PayoutMethod, Program, Submission
 from payouts import crypto
 from payouts.models import (
     BATCH_HOLDING_STATUSES,
+    AttemptStatus,
     NoticeChannel,
     NoticeKind,
     NoticeLanguage,
@@ -47,6 +50,8 @@ from payouts.models import (
     Payout,
     PayoutBatch,
     PayoutNotice,
+    PayoutNoticeAttempt,
+    PayoutNoticeTransition,
     PayoutSecret,
     PayoutStatus,
     PayoutTransition,
@@ -321,7 +326,15 @@ def message_id_for(notice_id: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Sending
+# Sending: each try is an attempt claimed (and committed) before the provider is asked
+
+
+SENDER = "system:payouts.send_notices"
+SWEEPER = "system:payouts.sweep"
+ATTEMPT_HEADER = "X-Payout-Notice-Attempt"
+# Outcomes are recorded every this many messages (and at the end of the chunk): a sender killed mid-chunk
+# leaves at most this many attempts `claimed` that really went out (uncertain until checked).
+RECORD_EVERY = 50
 
 
 @dataclasses.dataclass
@@ -330,6 +343,7 @@ class SendResult:
     sent: int = 0
     failed: int = 0
     retry: int = 0
+    uncertain: int = 0
 
 
 # The notices of a scheduled / paused / cancelled batch's payouts wait for the batch to run.
@@ -338,25 +352,51 @@ SELECT 1 FROM {Payout._meta.db_table} hp JOIN {PayoutBatch._meta.db_table} hb ON
 WHERE hp.id = {PayoutNotice._meta.db_table}.payout_id AND hb.status = ANY(%(held)s)
 """
 
+# Pending notices without an open attempt: lease the notice, count the try and write its attempt
+# (`claimed`, a fresh attempt id) — one statement, committed before anything is sent.
+_CLAIM_SQL = f"""
+WITH picked AS (
+    SELECT id FROM {PayoutNotice._meta.db_table}
+    WHERE status = 'pending' AND (lease_until IS NULL OR lease_until < %(now)s)
+      AND NOT EXISTS ({_HELD_BY_BATCH_SQL})
+      AND NOT EXISTS (
+          SELECT 1 FROM {PayoutNoticeAttempt._meta.db_table} oa
+          WHERE oa.notice_id = {PayoutNotice._meta.db_table}.id AND oa.status IN ('claimed', 'uncertain')
+      )
+    ORDER BY id LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), leased AS (
+    UPDATE {PayoutNotice._meta.db_table} n SET lease_until = %(until)s, send_attempts = n.send_attempts + 1
+    FROM picked WHERE n.id = picked.id
+    RETURNING n.id, n.send_attempts, n.channel
+)
+INSERT INTO {PayoutNoticeAttempt._meta.db_table}
+    (attempt_id, notice_id, number, channel, status, claimed_at, claimed_by, lease_until, finished_at,
+     provider_id, error, resolved_by)
+SELECT gen_random_uuid(), id, send_attempts, channel, 'claimed', %(now)s, %(actor)s, %(until)s, NULL, '', '', ''
+FROM leased
+RETURNING notice_id, attempt_id
+"""
 
-def _claim(*, limit: int, lease: dt.timedelta, now: dt.datetime) -> list[int]:
-    table = PayoutNotice._meta.db_table
-    with transaction.atomic(), connection.cursor() as cursor:
+
+def _claim(*, limit: int, lease: dt.timedelta, now: dt.datetime, actor: str) -> dict[int, str]:
+    """notice id → attempt id of the notices this sender now holds (committed on return)."""
+    with (
+        audit_context(actor=None, action="payout_notices_claim", job=actor),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(
-            f"""
-            UPDATE {table} SET lease_until = %(until)s, send_attempts = send_attempts + 1
-            WHERE id IN (
-                SELECT id FROM {table}
-                WHERE status = 'pending' AND (lease_until IS NULL OR lease_until < %(now)s)
-                  AND NOT EXISTS ({_HELD_BY_BATCH_SQL})
-                ORDER BY id LIMIT %(limit)s
-                FOR UPDATE SKIP LOCKED
-            )
-            RETURNING id
-            """,
-            {"until": now + lease, "now": now, "limit": limit, "held": list(BATCH_HOLDING_STATUSES)},
+            _CLAIM_SQL,
+            {
+                "until": now + lease,
+                "now": now,
+                "limit": limit,
+                "held": list(BATCH_HOLDING_STATUSES),
+                "actor": actor,
+            },
         )
-        return sorted(row[0] for row in cursor.fetchall())
+        return {row[0]: str(row[1]) for row in cursor.fetchall()}
 
 
 _LOAD_SQL = """
@@ -373,25 +413,119 @@ ORDER BY n.id
 
 @dataclasses.dataclass
 class _Outcome:
-    sent: list[tuple[int, str, str]] = dataclasses.field(default_factory=list)  # notice id, message id, provider id
-    failed: list[tuple[int, str]] = dataclasses.field(default_factory=list)
-    retry: list[tuple[int, str]] = dataclasses.field(default_factory=list)
-    notified_payouts: list[int] = dataclasses.field(default_factory=list)
+    # (attempt id, message id, provider id)
+    sent: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+    # (attempt id, error): known not to have reached the provider — tried again (or failed at the limit)
+    not_sent: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    # (attempt id, error): may have reached the provider — uncertain, never re-sent blindly
+    uncertain: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.sent) + len(self.not_sent) + len(self.uncertain)
 
 
 def _decrypt_all(ciphertexts: Iterable[str | None]) -> list[dict[str, str]]:
     return [json.loads(crypto.decrypt(c)) if c else {} for c in ciphertexts]
 
 
-def payout_notices_send(
-    *, limit: int = SEND_CHUNK, lease: dt.timedelta = DEFAULT_LEASE, email_connection: Any = None
-) -> SendResult:
-    """Claims up to `limit` due notices, sends them and records the outcome; returns the counts."""
-    now = timezone.now()
-    ids = _claim(limit=limit, lease=lease, now=now)
-    result = SendResult(claimed=len(ids))
-    if not ids:
-        return result
+# SMTP answers that mean the server refused the message: it was not accepted, so it can be tried again.
+# Anything else during a send (a dropped connection after DATA, a timeout, an unknown error) may have
+# left the message with the server: uncertain.
+_SMTP_REFUSALS: tuple[type[BaseException], ...] = (
+    smtplib.SMTPRecipientsRefused,
+    smtplib.SMTPSenderRefused,
+    smtplib.SMTPDataError,
+    smtplib.SMTPHeloError,
+    smtplib.SMTPNotSupportedError,
+    smtplib.SMTPAuthenticationError,
+    smtplib.SMTPConnectError,
+    ConnectionRefusedError,
+)
+
+
+def email_error_reached_provider(exc: BaseException) -> bool:
+    """False when the mail server certainly did not take the message (refused, never connected)."""
+    return not isinstance(exc, _SMTP_REFUSALS)
+
+
+class _Recorder:
+    """Collects attempt outcomes and records them every RECORD_EVERY messages (and at the end)."""
+
+    def __init__(self, *, actor: str, hand_over_until: dt.datetime) -> None:
+        self.actor = actor
+        self.hand_over_until = hand_over_until
+        self.pending = _Outcome()
+        self.totals = _Outcome()
+
+    def may_hand_over(self, attempt_id: str) -> bool:
+        """Whether there is still time to give a message to the provider. Past half the lease the rest of
+        the chunk is not handed over (recorded not sent, for the next sender): the sweep, which acts only
+        after the whole lease, must never find an attempt open whose sender could still send it."""
+        if timezone.now() < self.hand_over_until:
+            return True
+        self.not_sent(attempt_id, "lease running out: not handed over")
+        return False
+
+    def sent(self, attempt_id: str, message_id: str, provider_id: str) -> None:
+        self.pending.sent.append((attempt_id, message_id, provider_id))
+        self.flush()
+
+    def not_sent(self, attempt_id: str, error: str) -> None:
+        self.pending.not_sent.append((attempt_id, error[:500]))
+        self.flush()
+
+    def uncertain(self, attempt_id: str, error: str) -> None:
+        self.pending.uncertain.append((attempt_id, error[:500]))
+        self.flush()
+
+    def flush(self, *, force: bool = False) -> None:
+        if len(self.pending) and (force or len(self.pending) >= RECORD_EVERY):
+            _record(self.pending, now=timezone.now(), actor=self.actor)
+            for name in ("sent", "not_sent", "uncertain"):
+                getattr(self.totals, name).extend(getattr(self.pending, name))
+            self.pending = _Outcome()
+
+
+def _send_emails(recorder: _Recorder, emails: list[tuple[str, EmailMultiAlternatives]], email_connection: Any) -> None:
+    mail = email_connection or get_connection(fail_silently=False)
+    try:
+        mail.open()
+    except Exception as exc:  # no connection: nothing reached the server
+        for attempt_id, _ in emails:
+            recorder.not_sent(attempt_id, f"email: {type(exc).__name__}")
+        return
+    try:
+        for attempt_id, message in emails:
+            if not recorder.may_hand_over(attempt_id):
+                continue
+            try:
+                mail.send_messages([message])
+            except Exception as exc:  # classified: refused (tried again) or uncertain
+                error = f"email: {type(exc).__name__}"
+                if email_error_reached_provider(exc):
+                    recorder.uncertain(attempt_id, error)
+                else:
+                    recorder.not_sent(attempt_id, error)
+            else:
+                recorder.sent(attempt_id, message.extra_headers["Message-ID"], "")
+    finally:
+        mail.close()
+
+
+def _send_sms(recorder: _Recorder, gateway: Any, *, attempt_id: str, notice_id: int, phone: str, text: str) -> None:
+    if not recorder.may_hand_over(attempt_id):
+        return
+    try:
+        provider_id = gateway.send(message_key=sms_message_key(notice_id), phone=phone, text=text)
+    except SmsError as exc:  # the gateway refused it: not sent
+        recorder.not_sent(attempt_id, f"sms: {exc}")
+    except Exception as exc:  # a timeout or a dropped connection: it may have gone out
+        recorder.uncertain(attempt_id, f"sms: {type(exc).__name__}")
+    else:
+        recorder.sent(attempt_id, message_id_for(notice_id), provider_id)
+
+
+def _load(notice_ids: list[int]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(
             _LOAD_SQL.format(
@@ -400,16 +534,34 @@ def payout_notices_send(
                 program=Program._meta.db_table,
                 secret=PayoutSecret._meta.db_table,
             ),
-            {"ids": ids},
+            {"ids": notice_ids},
         )
-        rows = cursor.fetchall()
+        return list(cursor.fetchall())
+
+
+def payout_notices_send(
+    *,
+    limit: int = SEND_CHUNK,
+    lease: dt.timedelta = DEFAULT_LEASE,
+    email_connection: Any = None,
+    actor: str = SENDER,
+) -> SendResult:
+    """Claims up to `limit` due notices (an attempt each, committed), sends them and records the outcome
+    every RECORD_EVERY messages; returns the counts. `actor` names the job in the attempts and transitions."""
+    claimed_at = timezone.now()
+    attempts = _claim(limit=limit, lease=lease, now=claimed_at, actor=actor)
+    result = SendResult(claimed=len(attempts))
+    if not attempts:
+        return result
+    rows = _load(list(attempts))
     secrets = _decrypt_all(row[12] for row in rows)
-    outcome = _Outcome()
-    emails: list[tuple[int, int, str, int, EmailMultiAlternatives]] = []
+    recorder = _Recorder(actor=actor, hand_over_until=claimed_at + lease / 2)
+    emails: list[tuple[str, EmailMultiAlternatives]] = []
     gateway = None
     for row, secret in zip(rows, secrets, strict=True):
-        notice_id, kind, channel, language, recipient, attempts, payout_id = row[:7]
+        notice_id, kind, channel, language, recipient = row[:5]
         amount, method, expires_at, reference, program_name = row[7:12]
+        attempt_id = attempts[notice_id]
         rendered = render_notice(
             kind=kind,
             language=language,
@@ -423,94 +575,308 @@ def payout_notices_send(
             reference=reference,
             channel=channel,
         )
-        message_id = message_id_for(notice_id)
         if channel == NoticeChannel.EMAIL:
             message = EmailMultiAlternatives(
                 subject=rendered.subject,
                 body=rendered.text,
                 to=[recipient],
-                headers={"Message-ID": message_id},
+                headers={"Message-ID": message_id_for(notice_id), ATTEMPT_HEADER: attempt_id},
             )
             message.attach_alternative(rendered.html, "text/html")
-            emails.append((notice_id, payout_id, kind, attempts, message))
+            emails.append((attempt_id, message))
         elif channel == NoticeChannel.SMS:
             gateway = gateway or sms_gateway()
-            try:
-                provider_id = gateway.send(message_key=f"payout-notice-{notice_id}", phone=recipient, text=rendered.sms)
-            except SmsError as exc:
-                _retry_or_fail(outcome, notice_id, attempts, f"sms: {exc}")
-                continue
-            outcome.sent.append((notice_id, message_id, provider_id))
-            if kind == NoticeKind.ISSUED:
-                outcome.notified_payouts.append(payout_id)
+            _send_sms(recorder, gateway, attempt_id=attempt_id, notice_id=notice_id, phone=recipient, text=rendered.sms)
         else:
-            outcome.failed.append((notice_id, "no email address or phone number"))
+            recorder.not_sent(attempt_id, "no email address or phone number")
     if emails:
-        mail = email_connection or get_connection(fail_silently=False)
-        with mail:
-            for notice_id, payout_id, kind, attempts, message in emails:
-                try:
-                    mail.send_messages([message])
-                except Exception as exc:  # any transport error: retry later
-                    _retry_or_fail(outcome, notice_id, attempts, f"email: {type(exc).__name__}")
-                    continue
-                outcome.sent.append((notice_id, message_id_for(notice_id), message_id_for(notice_id)))
-                if kind == NoticeKind.ISSUED:
-                    outcome.notified_payouts.append(payout_id)
-    _record(outcome, now=timezone.now())
-    result.sent, result.failed, result.retry = len(outcome.sent), len(outcome.failed), len(outcome.retry)
-    logger.info("payout notices sent", extra={"sent": result.sent, "failed": result.failed, "retry": result.retry})
+        _send_emails(recorder, emails, email_connection)
+    recorder.flush(force=True)
+    totals = recorder.totals
+    result.sent, result.uncertain = len(totals.sent), len(totals.uncertain)
+    if totals.not_sent:
+        result.failed = PayoutNoticeAttempt.objects.filter(
+            attempt_id__in=[a for a, _ in totals.not_sent], notice__status=NoticeStatus.FAILED
+        ).count()
+    result.retry = len(totals.not_sent) - result.failed
+    logger.info(
+        "payout notices sent",
+        extra={"sent": result.sent, "failed": result.failed, "retry": result.retry, "uncertain": result.uncertain},
+    )
     return result
 
 
-def _retry_or_fail(outcome: _Outcome, notice_id: int, attempts: int, error: str) -> None:
-    if attempts >= MAX_SEND_ATTEMPTS:
-        outcome.failed.append((notice_id, error))
-    else:
-        outcome.retry.append((notice_id, error))
+def sms_message_key(notice_id: int) -> str:
+    """The SMS gateway's de-duplication key of a notice (the same for every attempt)."""
+    return f"payout-notice-{notice_id}"
 
 
-def _record(outcome: _Outcome, *, now: dt.datetime) -> None:
-    """The outcome of one chunk in a few statements: sent / failed / retry rows, payouts → notified."""
-    notice_table = PayoutNotice._meta.db_table
-    payout_table = Payout._meta.db_table
-    with audit_context(actor=None, action="payout_notices_send"), transaction.atomic(), connection.cursor() as cursor:
-        if outcome.sent:
-            ids, message_ids, provider_ids = (list(column) for column in zip(*outcome.sent, strict=True))
-            cursor.execute(
-                f"""
-                UPDATE {notice_table} n
-                SET status = 'sent', sent_at = %(now)s, lease_until = NULL, message_id = v.message_id,
-                    provider_id = v.provider_id, last_error = ''
-                FROM unnest(%(ids)s::bigint[], %(message_ids)s::text[], %(provider_ids)s::text[])
-                     AS v(id, message_id, provider_id)
-                WHERE n.id = v.id AND n.status = 'pending'
-                """,
-                {"now": now, "ids": ids, "message_ids": message_ids, "provider_ids": provider_ids},
+# Attempt outcomes, set-based. Each statement moves attempts that are still open (claimed, or uncertain
+# when a slow sender comes back after the sweep gave up on it: the provider's answer wins), moves their
+# notices, writes the notices' transitions, and (for sent `issued` notices) moves the payouts to notified.
+_FINISH_SQL = f"""
+WITH v AS (
+    SELECT * FROM unnest(%(attempt_ids)s::uuid[], %(errors)s::text[], %(message_ids)s::text[],
+                         %(provider_ids)s::text[]) AS v(attempt_id, error, message_id, provider_id)
+), attempts AS (
+    UPDATE {PayoutNoticeAttempt._meta.db_table} a
+    SET status = %(attempt_status)s, finished_at = %(now)s, error = v.error, provider_id = v.provider_id,
+        resolved_by = CASE WHEN a.status = 'uncertain' THEN %(actor)s ELSE a.resolved_by END
+    FROM v WHERE a.attempt_id = v.attempt_id AND a.status IN ('claimed', 'uncertain')
+    RETURNING a.id, a.notice_id, v.error, v.message_id, v.provider_id
+), before AS (
+    SELECT n.id, n.status FROM {PayoutNotice._meta.db_table} n JOIN attempts ON attempts.notice_id = n.id
+    WHERE n.status IN ('pending', 'uncertain')
+), notices AS (
+    UPDATE {PayoutNotice._meta.db_table} n
+    SET status = CASE
+            WHEN %(attempt_status)s = 'sent' THEN 'sent'
+            WHEN %(attempt_status)s = 'uncertain' THEN 'uncertain'
+            WHEN n.send_attempts >= %(max_attempts)s THEN 'failed'
+            ELSE 'pending' END,
+        lease_until = NULL,
+        last_error = attempts.error,
+        sent_at = CASE WHEN %(attempt_status)s = 'sent' THEN %(now)s ELSE n.sent_at END,
+        message_id = CASE WHEN %(attempt_status)s = 'sent' THEN attempts.message_id ELSE n.message_id END,
+        provider_id = CASE WHEN %(attempt_status)s = 'sent' THEN attempts.provider_id ELSE n.provider_id END
+    FROM attempts WHERE n.id = attempts.notice_id AND n.status IN ('pending', 'uncertain')
+    RETURNING n.id, n.payout_id, n.kind, n.status, attempts.id AS attempt_pk, attempts.error
+), transitions AS (
+    INSERT INTO {PayoutNoticeTransition._meta.db_table}
+        (notice_id, attempt_id, at, actor_id, actor_label, status_before, status_after, note)
+    SELECT notices.id, notices.attempt_pk, %(now)s, %(actor_id)s, %(actor)s, before.status, notices.status,
+           left(%(note)s || notices.error, 500)
+    FROM notices JOIN before ON before.id = notices.id
+    WHERE before.status <> notices.status
+), moved AS (
+    UPDATE {Payout._meta.db_table} p SET status = 'notified', updated_at = %(now)s
+    FROM notices
+    WHERE p.id = notices.payout_id AND notices.status = 'sent' AND notices.kind = 'issued' AND p.status = 'issued'
+    RETURNING p.id
+)
+INSERT INTO {PayoutTransition._meta.db_table} (payout_id, at, actor_id, status_before, status_after, note)
+SELECT id, %(now)s, %(actor_id)s, 'issued', 'notified', 'notice sent' FROM moved
+"""
+
+
+def _finish(
+    cursor: Any,
+    *,
+    attempt_status: str,
+    rows: Sequence[tuple[str, str, str, str]],
+    now: dt.datetime,
+    actor: str,
+    actor_id: int | None = None,
+    note: str = "",
+) -> None:
+    if not rows:
+        return
+    attempt_ids, errors, message_ids, provider_ids = (list(column) for column in zip(*rows, strict=True))
+    cursor.execute(
+        _FINISH_SQL,
+        {
+            "attempt_ids": attempt_ids,
+            "errors": errors,
+            "message_ids": message_ids,
+            "provider_ids": provider_ids,
+            "attempt_status": attempt_status,
+            "max_attempts": MAX_SEND_ATTEMPTS,
+            "now": now,
+            "actor": actor,
+            "actor_id": actor_id,
+            "note": note,
+        },
+    )
+
+
+def _record(outcome: _Outcome, *, now: dt.datetime, actor: str) -> None:
+    """The outcome of some attempts in a few statements (one transaction)."""
+    with (
+        audit_context(actor=None, action="payout_notices_send", job=actor),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        _finish(
+            cursor,
+            attempt_status=AttemptStatus.SENT,
+            rows=[(a, "", m, p) for a, m, p in outcome.sent],
+            now=now,
+            actor=actor,
+        )
+        _finish(
+            cursor,
+            attempt_status=AttemptStatus.NOT_SENT,
+            rows=[(a, e, "", "") for a, e in outcome.not_sent],
+            now=now,
+            actor=actor,
+        )
+        _finish(
+            cursor,
+            attempt_status=AttemptStatus.UNCERTAIN,
+            rows=[(a, e, "", "") for a, e in outcome.uncertain],
+            now=now,
+            actor=actor,
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Recovery: attempts whose sender never came back
+
+
+@dataclasses.dataclass(frozen=True)
+class AttemptToCheck:
+    attempt_id: str
+    notice_id: int
+    channel: str
+    message_id: str  # email Message-ID
+    message_key: str  # SMS gateway key
+
+
+@dataclasses.dataclass(frozen=True)
+class ProviderAnswer:
+    """What a provider check found: delivered True (it went out), False (certainly not), None (unknown)."""
+
+    delivered: bool | None
+    provider_id: str = ""
+
+
+def default_provider_check(attempt: AttemptToCheck) -> ProviderAnswer:
+    """SMS: asks the gateway by message key when it can be asked (`lookup`; the simulator can).
+    Email: SMTP has no look-up, so the answer is unknown (a person checks the mail server's log)."""
+    if attempt.channel == NoticeChannel.SMS:
+        gateway = sms_gateway()
+        lookup = getattr(gateway, "lookup", None)
+        if lookup is not None:
+            provider_id = lookup(message_key=attempt.message_key)
+            return ProviderAnswer(delivered=provider_id is not None, provider_id=provider_id or "")
+    return ProviderAnswer(delivered=None)
+
+
+def provider_check() -> Any:
+    """The configured check (`PAYOUT_NOTICE_PROVIDER_CHECK`, a dotted path), else the default."""
+    path = getattr(settings, "PAYOUT_NOTICE_PROVIDER_CHECK", "")
+    return import_string(path) if path else default_provider_check
+
+
+@dataclasses.dataclass
+class RecoveryResult:
+    uncertain: int = 0  # claimed attempts whose lease ran out, now uncertain
+    delivered: int = 0  # resolved by the provider check: it went out (sent)
+    not_delivered: int = 0  # resolved: it did not (tried again)
+    unresolved: int = 0  # still uncertain: for a person
+
+
+_EXPIRE_SQL = f"""
+SELECT attempt_id FROM {PayoutNoticeAttempt._meta.db_table}
+WHERE status = 'claimed' AND lease_until < %(now)s
+ORDER BY id LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED
+"""
+
+
+def payout_notice_attempts_recover(
+    *, now: dt.datetime | None = None, actor: str = SWEEPER, limit: int = 10_000
+) -> RecoveryResult:
+    """The sweep's part of the outbox: a `claimed` attempt past its lease (its sender died or hung) may
+    have reached the provider, so it becomes `uncertain` (its notice too) and is NOT sent again; then
+    every uncertain attempt is put to the provider check — delivered → sent, certainly not delivered →
+    pending (a new attempt follows), unknown → stays for a person (admin *Resolve*)."""
+    now = now or timezone.now()
+    result = RecoveryResult()
+    with (
+        audit_context(actor=None, action="payout_notice_attempts_recover", job=actor),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(_EXPIRE_SQL, {"now": now, "limit": limit})
+        expired = [str(row[0]) for row in cursor.fetchall()]
+        _finish(
+            cursor,
+            attempt_status=AttemptStatus.UNCERTAIN,
+            rows=[(a, "sender did not record the outcome before its lease ran out", "", "") for a in expired],
+            now=now,
+            actor=actor,
+        )
+    result.uncertain = len(expired)
+    open_attempts = list(
+        PayoutNoticeAttempt.objects.filter(status=AttemptStatus.UNCERTAIN)
+        .order_by("pk")
+        .values_list("attempt_id", "notice_id", "channel")[:limit]
+    )
+    if not open_attempts:
+        return result
+    check = provider_check()
+    delivered: list[tuple[str, str, str, str]] = []
+    not_delivered: list[tuple[str, str, str, str]] = []
+    for attempt_id, notice_id, channel in open_attempts:
+        answer = check(
+            AttemptToCheck(
+                attempt_id=str(attempt_id),
+                notice_id=notice_id,
+                channel=channel,
+                message_id=message_id_for(notice_id),
+                message_key=sms_message_key(notice_id),
             )
-        for status, rows in ((NoticeStatus.FAILED, outcome.failed), (NoticeStatus.PENDING, outcome.retry)):
-            if not rows:
-                continue
-            ids, errors = (list(column) for column in zip(*rows, strict=True))
-            cursor.execute(
-                f"""
-                UPDATE {notice_table} n SET status = %(status)s, lease_until = NULL, last_error = v.error
-                FROM unnest(%(ids)s::bigint[], %(errors)s::text[]) AS v(id, error)
-                WHERE n.id = v.id AND n.status = 'pending'
-                """,
-                {"status": status, "ids": ids, "errors": errors},
+        )
+        if answer.delivered is True:
+            delivered.append((str(attempt_id), "", message_id_for(notice_id), answer.provider_id))
+        elif answer.delivered is False:
+            not_delivered.append((str(attempt_id), "provider check: not delivered", "", ""))
+    with (
+        audit_context(actor=None, action="payout_notice_attempts_recover", job=actor),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        _finish(
+            cursor,
+            attempt_status=AttemptStatus.SENT,
+            rows=delivered,
+            now=now,
+            actor=actor,
+            note="provider check: delivered",
+        )
+        _finish(cursor, attempt_status=AttemptStatus.NOT_SENT, rows=not_delivered, now=now, actor=actor)
+    result.delivered, result.not_delivered = len(delivered), len(not_delivered)
+    result.unresolved = len(open_attempts) - result.delivered - result.not_delivered
+    if result.not_delivered:
+        enqueue_send_on_commit()
+    if expired or result.unresolved:
+        logger.warning(
+            "payout notice attempts uncertain",
+            extra={
+                "new": result.uncertain,
+                "delivered": result.delivered,
+                "not_delivered": result.not_delivered,
+                "unresolved": result.unresolved,
+            },
+        )
+    return result
+
+
+def payout_notice_resolve(*, notice: PayoutNotice, delivered: bool, actor: Actor, note: str = "") -> PayoutNotice:
+    """A person checked the provider (the mail server's log, the SMS gateway's console) for an uncertain
+    notice: delivered → sent (the payout notified), not delivered → pending (sent again, new attempt)."""
+    if actor is None or not actor.is_authenticated:
+        raise NoticeRefused(code="no_actor", message="resolving a notice needs a signed-in person")
+    label = f"user:{actor.get_username()}"
+    with audit_context(actor=actor, action="payout_notice_resolve"), transaction.atomic():
+        locked = PayoutNotice.objects.select_for_update().filter(pk=notice.pk).first()
+        attempt = PayoutNoticeAttempt.objects.filter(notice_id=notice.pk, status=AttemptStatus.UNCERTAIN).first()
+        if locked is None or locked.status != NoticeStatus.UNCERTAIN or attempt is None:
+            raise NoticeRefused(code="not_uncertain", message=f"notice {notice.pk} is not waiting for a provider check")
+        text = (f"resolved by a person: {'delivered' if delivered else 'not delivered'}. {note}").strip()[:500]
+        with connection.cursor() as cursor:
+            _finish(
+                cursor,
+                attempt_status=AttemptStatus.SENT if delivered else AttemptStatus.NOT_SENT,
+                rows=[(str(attempt.attempt_id), "" if delivered else text, message_id_for(notice.pk), "")],
+                now=timezone.now(),
+                actor=label,
+                actor_id=actor.pk,
+                note=text + " " if delivered else "",
             )
-        if outcome.notified_payouts:
-            cursor.execute(
-                f"""
-                WITH moved AS (
-                    UPDATE {payout_table} SET status = 'notified', updated_at = %(now)s
-                    WHERE id = ANY(%(ids)s) AND status = 'issued'
-                    RETURNING id
-                )
-                INSERT INTO {PayoutTransition._meta.db_table}
-                    (payout_id, at, actor_id, status_before, status_after, note)
-                SELECT id, %(now)s, NULL, 'issued', 'notified', 'notice sent' FROM moved
-                """,
-                {"now": now, "ids": outcome.notified_payouts},
-            )
+        if not delivered:
+            enqueue_send_on_commit()
+        locked.refresh_from_db()
+    logger.info("payout notice resolved", extra={"notice_id": notice.pk, "delivered": delivered})
+    return locked

@@ -4,6 +4,8 @@ A gateway sends one message per message key: asked again with the same key (a re
 returns the first result and sends nothing new. The local simulator records what it "sent" in
 `SimulatedSms` (UNIQUE message key) — the phone number and the length only, never the text.
 `settings.PAYOUT_SMS_GATEWAY` (dotted path of a class) selects a real gateway; the simulator is the default.
+A gateway that can say whether it accepted a key offers `lookup(message_key=…)` (the simulator does): the
+sweep then settles an uncertain attempt (its sender died mid-send) without a person.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ DEFAULT_GATEWAY = "payouts.sms.SmsSimulator"
 
 
 class SmsError(Exception):
-    """The gateway did not accept the message (try again later). Never contains the text."""
+    """The gateway refused the message: it was not sent (tried again later). Never contains the text.
+    Any other exception from `send` (a timeout, a dropped connection) leaves the attempt uncertain."""
 
 
 @runtime_checkable
@@ -56,6 +59,12 @@ class SmsSimulator:
             row = cursor.fetchone()
         assert row is not None
         return str(row[0])
+
+    def lookup(self, *, message_key: str) -> str | None:
+        """The reference of what was accepted under `message_key`, None when nothing was (the provider
+        check of an uncertain attempt: payouts.notices.default_provider_check)."""
+        found = SimulatedSms.objects.filter(message_key=message_key).values_list("reference", flat=True).first()
+        return str(found) if found is not None else None
 
 
 def sms_gateway() -> SmsGateway:

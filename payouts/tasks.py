@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from payouts.batches import batch_ids_stalled, payout_batch_run, payout_batches_build_scheduled
 from payouts.models import NoticeStatus, PayoutNotice
-from payouts.notices import payout_notices_send, payout_reminders_queue
+from payouts.notices import payout_notice_attempts_recover, payout_notices_send, payout_reminders_queue
 from payouts.providers.base import ProviderTemporaryError
 from payouts.selectors import payout_held_by_batch, payout_ids_due_for_issue
 from payouts.services import PayoutRefused, payout_issue, payouts_expire_unclaimed
@@ -51,9 +51,13 @@ def payout_issue_task(payout_id: int) -> None:
 @shared_task(name="payouts.sweep", acks_late=True, soft_time_limit=50, time_limit=60)
 def payouts_sweep(min_age_seconds: int = 60, batch_stall_seconds: int = BATCH_STALL_SECONDS) -> int:
     """Beat runs this every minute: re-enqueues payouts `created` for more than a minute (0: all of them),
-    running batches without progress for `batch_stall_seconds`, and the notice sender when notices wait."""
+    running batches without progress for `batch_stall_seconds`, recovers notice attempts whose sender died
+    (payout_notice_attempts_recover), and the notice sender when notices wait."""
     count = len(payouts_sweep_enqueue(min_age=dt.timedelta(seconds=min_age_seconds)))
     stalled = batches_sweep_enqueue(stalled_for=dt.timedelta(seconds=batch_stall_seconds))
+    # Send attempts whose sender never came back become uncertain (not sent again blindly); the provider
+    # check settles those it can, the rest wait for a person.
+    payout_notice_attempts_recover()
     if PayoutNotice.objects.filter(status=NoticeStatus.PENDING).exists():
         enqueue_on_commit(payout_notices_send_task)
     sweep_run_record(sweep="payouts.sweep", reenqueued=count + len(stalled), ran_at=timezone.now())

@@ -136,6 +136,8 @@ TICKETS_INBOUND_QUEUE = env.str("TICKETS_INBOUND_QUEUE", default="general")
 # worker dies; the database stays the record of pending work (periodic sweeps re-enqueue what is due).
 if REDIS_URL:
     CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+    # An unreachable broker host fails a publish within seconds instead of the OS connect timeout.
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"socket_connect_timeout": 3}
 else:
     # No server needed for a first run: messages are files under var/celery.
     _broker_dir = VAR_DIR / "celery" / "broker"
@@ -147,6 +149,10 @@ else:
         "control_folder": str(VAR_DIR / "celery" / "control"),
         "store_processed": False,
     }
+# Publishing gives up quickly when the broker is down (one retry, then support_portal.core.enqueue counts
+# the failure and the database sweeps enqueue the work later): a bulk admin action must not wait seconds
+# per row for a broker that is not there.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -1,12 +1,17 @@
 """Notices through the transactional outbox: written with the issue, sent once, re-sent only on purpose."""
 
 import datetime as dt
+import smtplib
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import Group
 from django.core import mail
 from django.core.mail import EmailMultiAlternatives
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -15,6 +20,8 @@ from payouts.models import (
     NoticeStatus,
     Payout,
     PayoutNotice,
+    PayoutNoticeAttempt,
+    PayoutNoticeTransition,
     PayoutSecretReveal,
     PayoutStatus,
     PayoutTransition,
@@ -24,8 +31,10 @@ from payouts.models import (
 from payouts.notices import (
     NoticeRefused,
     message_id_for,
+    payout_notice_attempts_recover,
     payout_notice_record_bounce,
     payout_notice_resend,
+    payout_notice_resolve,
     payout_notices_send,
     payout_reminders_queue,
 )
@@ -39,6 +48,12 @@ from payouts.services import (
 from tests.factories import CustomerFactory, UserFactory
 from tests.payouts.conftest import approved_claim, make_program
 from tests.payouts.test_batches import finance
+
+
+@contextmanager
+def freeze(at: dt.datetime) -> Iterator[None]:
+    with mock.patch("django.utils.timezone.now", return_value=at):
+        yield
 
 
 def issued_payout(program=None, **claim_overrides) -> Payout:
@@ -129,25 +144,207 @@ def test_customers_without_email_get_an_sms_once():
     assert payout.status == PayoutStatus.NOTIFIED
 
 
+def sender_killed_before_recording(monkeypatch) -> None:
+    """The next sender hands its messages to the provider and dies before recording any outcome."""
+    monkeypatch.setattr("payouts.notices._Recorder.flush", lambda self, force=False: None)
+
+
 @pytest.mark.django_db
-def test_a_sender_that_died_after_sending_leaves_a_resend_with_the_same_ids():
+def test_a_sender_that_died_after_sending_is_never_resent_blindly(monkeypatch):
+    # Given an email notice and an SMS notice, and a sender killed after sending both, before recording
     email_payout = issued_payout()
     sms_payout = issued_payout(payee=CustomerFactory.create(email=""))
-    # A first sender claimed both, sent them and died before recording (lease still on the rows)
-    payout_notices_send(lease=dt.timedelta(seconds=0))
-    PayoutNotice.objects.update(status="pending", lease_until=timezone.now() - dt.timedelta(seconds=1))
-    first_ids = [m.extra_headers["Message-ID"] for m in mail.outbox]
+    with monkeypatch.context() as patch:
+        sender_killed_before_recording(patch)
+        payout_notices_send(lease=dt.timedelta(seconds=30))
+    email_notice, sms_notice = PayoutNotice.objects.order_by("pk")
+    assert [m.extra_headers["Message-ID"] for m in mail.outbox] == [message_id_for(email_notice.pk)]
+    attempts = {a.notice_id: a for a in PayoutNoticeAttempt.objects.all()}
+    assert {(a.number, a.status, a.claimed_by) for a in attempts.values()} == {
+        (1, "claimed", "system:payouts.send_notices")
+    }
+    assert mail.outbox[0].extra_headers["X-Payout-Notice-Attempt"] == str(attempts[email_notice.pk].attempt_id)
 
+    # When other senders run after the lease has run out
+    later = timezone.now() + dt.timedelta(minutes=1)
+    with freeze(later):
+        assert payout_notices_send().claimed == 0  # the open attempt holds the notice: nothing sent again
+
+        # And the sweep recovers the attempts
+        result = payout_notice_attempts_recover()
+
+    # Then the email attempt is uncertain (SMTP cannot be asked) and the SMS one was found at the gateway
+    assert (result.uncertain, result.delivered, result.not_delivered, result.unresolved) == (2, 1, 0, 1)
+    email_notice.refresh_from_db()
+    sms_notice.refresh_from_db()
+    sms = SimulatedSms.objects.get()
+    assert (email_notice.status, sms_notice.status, sms_notice.provider_id) == ("uncertain", "sent", sms.reference)
+    assert sms.requests == 1 and len(mail.outbox) == 1
+    assert list(
+        PayoutNoticeTransition.objects.order_by("notice_id", "id").values_list(
+            "notice_id", "status_before", "status_after", "actor_label", "actor"
+        )
+    ) == [
+        (email_notice.pk, "pending", "uncertain", "system:payouts.sweep", None),
+        (sms_notice.pk, "pending", "uncertain", "system:payouts.sweep", None),
+        (sms_notice.pk, "uncertain", "sent", "system:payouts.sweep", None),
+    ]
+    assert Payout.objects.get(pk=sms_payout.pk).status == PayoutStatus.NOTIFIED
+    assert Payout.objects.get(pk=email_payout.pk).status == PayoutStatus.ISSUED
+    # Still nothing re-sent by later senders and sweeps
+    with freeze(later):
+        assert payout_notices_send().claimed == 0
+        assert payout_notice_attempts_recover().unresolved == 1
+    assert len(mail.outbox) == 1
+
+    # When a person checked the mail server's log and found the message delivered
+    person = UserFactory.create(username="finance-check")
+    payout_notice_resolve(notice=email_notice, delivered=True, actor=person)
+
+    # Then the notice is sent, the payout notified, once, and the trail names the person
+    email_notice.refresh_from_db()
+    assert (email_notice.status, email_notice.message_id) == ("sent", message_id_for(email_notice.pk))
+    assert Payout.objects.get(pk=email_payout.pk).status == PayoutStatus.NOTIFIED
+    assert PayoutNoticeAttempt.objects.get(notice=email_notice).status == "sent"
+    last = PayoutNoticeTransition.objects.filter(notice=email_notice).latest("id")
+    assert (last.status_before, last.status_after, last.actor, last.actor_label) == (
+        "uncertain",
+        "sent",
+        person,
+        "user:finance-check",
+    )
+    assert len(mail.outbox) == 1
+    with pytest.raises(NoticeRefused):
+        payout_notice_resolve(notice=email_notice, delivered=False, actor=person)  # no longer uncertain
+
+
+@pytest.mark.django_db
+def test_an_uncertain_notice_found_not_delivered_is_sent_again_with_a_new_attempt(monkeypatch):
+    # Given an email notice whose sender died before it could record anything, now uncertain
+    issued_payout()
+    with monkeypatch.context() as patch:
+        sender_killed_before_recording(patch)
+        payout_notices_send(lease=dt.timedelta(seconds=30))
+    mail.outbox.clear()  # the provider never received it (e.g. the process died before DATA)
+    payout_notice_attempts_recover(now=timezone.now() + dt.timedelta(minutes=1))
+    notice = PayoutNotice.objects.get()
+    assert notice.status == "uncertain"
+
+    # When a person finds it missing at the provider, and the sender runs
+    payout_notice_resolve(notice=notice, delivered=False, actor=UserFactory.create(username="finance-miss"))
+    assert PayoutNotice.objects.get().status == "pending"
     payout_notices_send()
 
-    # The same Message-ID again (de-duplicable by the mail system), the SMS gateway absorbed the repeat
-    assert [m.extra_headers["Message-ID"] for m in mail.outbox] == first_ids * 2
-    assert list(SimulatedSms.objects.values_list("requests", flat=True)) == [2]
-    assert SimulatedSms.objects.count() == 1
-    assert PayoutNotice.objects.filter(status="sent").count() == 2
-    assert {email_payout.pk, sms_payout.pk} == set(
-        Payout.objects.filter(status="notified").values_list("pk", flat=True)
-    )
+    # Then it goes out once more, under a second attempt id
+    first, second = PayoutNoticeAttempt.objects.order_by("number")
+    assert [(a.number, a.status) for a in (first, second)] == [(1, "not_sent"), (2, "sent")]
+    assert first.resolved_by == "user:finance-miss"
+    [message] = mail.outbox
+    assert message.extra_headers["X-Payout-Notice-Attempt"] == str(second.attempt_id)
+    assert PayoutNotice.objects.get().status == "sent"
+
+
+class RefusingConnection:
+    """An email connection whose server refuses (or drops) as told."""
+
+    def __init__(self, *, on_open: Exception | None = None, on_send: Exception | None = None) -> None:
+        self.on_open, self.on_send = on_open, on_send
+
+    def open(self) -> None:
+        if self.on_open:
+            raise self.on_open
+
+    def close(self) -> None:
+        pass
+
+    def send_messages(self, messages) -> int:
+        if self.on_send:
+            raise self.on_send
+        mail.outbox.extend(messages)
+        return len(messages)
+
+
+@pytest.mark.django_db
+def test_only_attempts_known_not_to_have_reached_the_server_are_retried():
+    issued_payout()
+
+    # A refused connection: nothing reached the server — the notice waits for the next sender
+    result = payout_notices_send(email_connection=RefusingConnection(on_open=ConnectionRefusedError(111, "refused")))
+    assert (result.sent, result.retry, result.uncertain) == (0, 1, 0)
+    assert PayoutNotice.objects.get().status == "pending"
+    # The server refused the recipient (before DATA): not sent, retried
+    refused = smtplib.SMTPRecipientsRefused({"x@example.jp": (550, b"no")})
+    assert payout_notices_send(email_connection=RefusingConnection(on_send=refused)).retry == 1
+
+    # The connection dropped after DATA: it may be there — uncertain, not retried
+    dropped = smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+    result = payout_notices_send(email_connection=RefusingConnection(on_send=dropped))
+    assert (result.sent, result.retry, result.uncertain) == (0, 0, 1)
+    notice = PayoutNotice.objects.get()
+    assert (notice.status, notice.last_error) == ("uncertain", "email: SMTPServerDisconnected")
+    assert payout_notices_send().claimed == 0
+    assert mail.outbox == []
+    assert list(PayoutNoticeAttempt.objects.order_by("number").values_list("number", "status", "error")) == [
+        (1, "not_sent", "email: ConnectionRefusedError"),
+        (2, "not_sent", "email: SMTPRecipientsRefused"),
+        (3, "uncertain", "email: SMTPServerDisconnected"),
+    ]
+
+
+@pytest.mark.django_db
+def test_a_sender_hands_nothing_over_past_half_its_lease():
+    # Given an email notice and an SMS notice, and a sender whose lease is already used up
+    issued_payout()
+    issued_payout(payee=CustomerFactory.create(email=""))
+
+    # When it runs
+    result = payout_notices_send(lease=dt.timedelta(0))
+
+    # Then it gave nothing to the provider (the sweep may take its attempts over): both wait, not sent
+    assert (result.claimed, result.sent, result.retry, result.uncertain) == (2, 0, 2, 0)
+    assert mail.outbox == [] and not SimulatedSms.objects.exists()
+    assert set(PayoutNoticeAttempt.objects.values_list("status", "error")) == {
+        ("not_sent", "lease running out: not handed over")
+    }
+    # And the next sender with time in hand sends each once
+    assert payout_notices_send().sent == 2
+    assert len(mail.outbox) == 1 and SimulatedSms.objects.get().requests == 1
+
+
+@pytest.mark.django_db
+def test_the_database_allows_one_open_attempt_per_notice():
+    issued_payout()
+    notice = PayoutNotice.objects.get()
+    values = {"notice": notice, "channel": "email", "claimed_at": timezone.now(), "lease_until": timezone.now()}
+    PayoutNoticeAttempt.objects.create(attempt_id=uuid.uuid4(), number=1, status="claimed", claimed_by="x", **values)
+    PayoutNoticeAttempt.objects.create(attempt_id=uuid.uuid4(), number=2, status="sent", claimed_by="x", **values)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PayoutNoticeAttempt.objects.create(
+            attempt_id=uuid.uuid4(), number=3, status="uncertain", claimed_by="x", **values
+        )
+    assert PayoutNoticeAttempt.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_resolving_in_the_admin_needs_the_permission(client, monkeypatch):
+    issued_payout()
+    with monkeypatch.context() as patch:
+        sender_killed_before_recording(patch)
+        payout_notices_send(lease=dt.timedelta(seconds=30))
+    payout_notice_attempts_recover(now=timezone.now() + dt.timedelta(minutes=1))
+    notice = PayoutNotice.objects.get()
+    url = reverse("admin:payouts_payoutnotice_changelist")
+    client.force_login(UserFactory.create(username="no-perms-resolve"))
+    response = client.post(url, {"action": "resolve_delivered", "_selected_action": [notice.pk]})
+    assert response.status_code == 403
+    assert PayoutNotice.objects.get().status == "uncertain"
+
+    client.force_login(finance())
+    response = client.post(url, {"action": "resolve_delivered", "_selected_action": [notice.pk]}, follow=True)
+    assert [str(m) for m in response.context["messages"]] == ["不確定な通知 1 件を確定しました。"]
+    assert PayoutNotice.objects.get().status == "sent"
+    assert PayoutNoticeTransition.objects.latest("id").actor_label == "user:finance-1"
 
 
 @pytest.mark.django_db

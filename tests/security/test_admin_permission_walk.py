@@ -175,7 +175,12 @@ RULES: dict[str, Rule] = {
             "cancel_batches": "payouts.cancel_payoutbatch",
         },
     ),
-    "payouts.payoutnotice": read_only("payouts.view_payoutnotice", resend_notices="payouts.resend_payoutnotice"),
+    "payouts.payoutnotice": read_only(
+        "payouts.view_payoutnotice",
+        resend_notices="payouts.resend_payoutnotice",
+        resolve_delivered="payouts.resolve_payoutnotice",
+        resolve_not_delivered="payouts.resolve_payoutnotice",
+    ),
     "payouts.payoutsecretreveal": read_only("payouts.view_payoutsecretreveal"),
     "payouts.programpayoutpolicy": editable("payouts", "programpayoutpolicy"),
     # Bank transfers, refunds and settlement files (finance; agents record a caller's account)

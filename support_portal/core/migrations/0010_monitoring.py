@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
         # After every app's roles migration, so the sync below grants the whole matrix on a fresh database.
         ("accounts", "0002_roles"),
         ("claims", "0016_claim_awaiting_review_idx"),
-        ("payouts", "0008_provider_callbacks"),
+        ("payouts", "0009_notice_attempts_uncertain"),
         ("banking", "0005_zengin_export_append_only"),
         ("tickets", "0006_ticket_event_customer_category"),
         ("identity", "0004_event_copied_keys_unindexed"),
