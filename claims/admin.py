@@ -774,16 +774,16 @@ class SubmissionAdmin(BigTableAdmin):
     def masked_phone(self, obj: Submission) -> str:
         return mask_phone(obj.contact_phone)
 
-    def get_fields(self, request: HttpRequest, obj: Submission | None = None) -> list[Any]:  # type: ignore[override]
+    def get_fields(self, request: HttpRequest, obj: Submission | None = None) -> list[Any]:
         """A recorded submission shows its contact masked, whatever the URL or the user's rights: it is a
         record as received (nobody changes it here), and the clear address is for the notice, not for staff."""
         fields = list(super().get_fields(request, obj))
         if obj is None:
             return fields
         masked = {"contact_email": "masked_contact", "contact_phone": "masked_phone"}
-        return [masked.get(name, name) for name in fields]
+        return [masked.get(name, name) if isinstance(name, str) else name for name in fields]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Submission | None = None) -> list[str]:  # type: ignore[override]
+    def get_readonly_fields(self, request: HttpRequest, obj: Submission | None = None) -> list[str]:
         readonly = list(super().get_readonly_fields(request, obj))
         return readonly if obj is None else [*readonly, "masked_contact", "masked_phone"]
 

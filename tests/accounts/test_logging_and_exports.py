@@ -35,8 +35,9 @@ def test_filter_masks_formatted_records_and_keeps_them():
     assert record.getMessage() == "notice sent to a***@example.jp (*******2222)"
 
 
-def test_configured_handlers_mask(settings):
-    assert settings.LOGGING["handlers"]["console"]["filters"] == ["mask_personal_data"]
+def test_configured_handlers_add_request_context_then_mask(settings):
+    # The context filter runs first so the ids it adds pass through the mask like every other field.
+    assert settings.LOGGING["handlers"]["console"]["filters"] == ["request_context", "mask_personal_data"]
 
 
 @pytest.mark.django_db

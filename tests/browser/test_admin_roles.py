@@ -62,6 +62,8 @@ EXPECTED_ADMIN_LINKS = {
         "/admin/identity/identityrecoverycase/",
         "/admin/payouts/programpayoutpolicy/",
         "/admin/payouts/payoutnotice/",
+        "/admin/core/backlogsample/",
+        "/admin/core/sweeprun/",
     },
 }
 
