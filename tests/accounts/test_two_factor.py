@@ -1,11 +1,16 @@
 """TOTP two-factor: enrollment, the code step after the password, recovery codes, enforcement by settings."""
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
+from cryptography.fernet import InvalidToken
 from django.test import Client
 
 from support_portal.accounts import totp
+from support_portal.accounts.crypto import secret_decrypt, secret_encrypt
 from support_portal.accounts.models import RecoveryCode, SecurityEvent, TOTPDevice
 from support_portal.accounts.services import device_confirm, device_enroll_start, device_secret
 from tests.factories import UserFactory
@@ -208,3 +213,34 @@ def test_manage_page_shows_codes_left(require_2fa, client):
 def test_manage_without_device_goes_to_enrollment(client):
     client.force_login(UserFactory.create())
     assert client.get("/accounts/two-factor/manage/")["Location"] == "/accounts/two-factor/setup/"
+
+
+def test_a_totp_secret_survives_a_secret_key_rotation_while_the_old_key_is_a_fallback(settings):
+    # Given a TOTP secret encrypted under the current key
+    old_key = "old-" + "k" * 60
+    settings.SECRET_KEY = old_key
+    settings.SECRET_KEY_FALLBACKS = []
+    token = secret_encrypt("JBSWY3DPEHPK3PXP")
+
+    # When the key is rotated with the old one listed as a fallback, it still decrypts
+    settings.SECRET_KEY = "new-" + "n" * 60
+    settings.SECRET_KEY_FALLBACKS = [old_key]
+    assert secret_decrypt(token) == "JBSWY3DPEHPK3PXP"
+
+    # And once the fallback is dropped it no longer does
+    settings.SECRET_KEY_FALLBACKS = []
+    with pytest.raises(InvalidToken):
+        secret_decrypt(token)
+
+
+def test_the_secret_key_fallbacks_come_from_the_environment():
+    # Given the variable set as the README says, when the settings load, then Django sees both old keys
+    env = {**os.environ, "DJANGO_SECRET_KEY_FALLBACKS": "first-old-key,second-old-key"}
+    shown = subprocess.run(
+        [sys.executable, "-c", "from django.conf import settings; print(settings.SECRET_KEY_FALLBACKS)"],
+        env={**env, "DJANGO_SETTINGS_MODULE": "support_portal.settings.base"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shown.stdout.strip() == "['first-old-key', 'second-old-key']"
