@@ -484,6 +484,18 @@ class AttemptStatus(models.TextChoices):
 OPEN_ATTEMPT_STATUSES = (AttemptStatus.CLAIMED, AttemptStatus.UNCERTAIN)
 
 
+class NotSentReason(models.TextChoices):
+    """Why a `not_sent` attempt did not go out; it decides what the attempt costs the notice. Only a
+    provider's refusal of this message counts towards the five tries; a sender cut off (killed, its
+    outcome found "not delivered") towards a wider cap that stops a message that kills every sender;
+    a hand-over that never started (no connection, lease running out) costs nothing."""
+
+    NONE = "", _("—")
+    REFUSED = "refused", _("Refused by the provider")
+    CUT_OFF = "cut_off", _("Sender cut off, found not delivered")
+    NOT_HANDED_OVER = "not_handed_over", _("Never handed over")
+
+
 @set_history()
 class PayoutNoticeAttempt(models.Model):
     """One try at handing a notice to the mail server / SMS gateway, claimed (and committed) BEFORE the
@@ -506,6 +518,9 @@ class PayoutNoticeAttempt(models.Model):
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     provider_id = models.CharField(_("provider id"), max_length=200, blank=True)
     error = models.CharField(_("error"), max_length=500, blank=True)
+    not_sent_reason = models.CharField(
+        _("not sent because"), max_length=16, choices=NotSentReason.choices, blank=True, default=""
+    )
     resolved_by = models.CharField(_("resolved by"), max_length=150, blank=True)
 
     class Meta:
@@ -520,6 +535,11 @@ class PayoutNoticeAttempt(models.Model):
             models.UniqueConstraint(fields=["notice", "number"], name="payout_notice_attempt_number"),
             models.CheckConstraint(
                 condition=models.Q(status__in=AttemptStatus.values), name="payout_notice_attempt_status"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(not_sent_reason="")
+                | models.Q(status=AttemptStatus.NOT_SENT, not_sent_reason__in=NotSentReason.values),
+                name="payout_notice_attempt_not_sent_reason",
             ),
         ]
         indexes = [

@@ -47,6 +47,7 @@ from payouts.models import (
     NoticeKind,
     NoticeLanguage,
     NoticeStatus,
+    NotSentReason,
     Payout,
     PayoutBatch,
     PayoutNotice,
@@ -69,7 +70,10 @@ Actor = AbstractBaseUser | AnonymousUser | None
 JST = ZoneInfo("Asia/Tokyo")
 DEFAULT_LEASE = dt.timedelta(minutes=5)
 SEND_CHUNK = 500
-MAX_SEND_ATTEMPTS = 5
+MAX_SEND_ATTEMPTS = 5  # provider refusals of one notice before it is `failed`
+# Senders cut off on one notice (killed mid-chunk, found not delivered) before it is `failed`: only a
+# message that brings its sender down every time reaches it, not an outage (chaos runs: ≤ 9).
+MAX_CUT_OFF_ATTEMPTS = 20
 NOTICE_TEMPLATE_DIR = "payouts/notices"
 # The parts of one notice: <kind>.<lang>.<part> under templates/payouts/notices/.
 TEMPLATE_PARTS = ("subject.txt", "txt", "html", "sms.txt")
@@ -372,8 +376,8 @@ WITH picked AS (
 )
 INSERT INTO {PayoutNoticeAttempt._meta.db_table}
     (attempt_id, notice_id, number, channel, status, claimed_at, claimed_by, lease_until, finished_at,
-     provider_id, error, resolved_by)
-SELECT gen_random_uuid(), id, send_attempts, channel, 'claimed', %(now)s, %(actor)s, %(until)s, NULL, '', '', ''
+     provider_id, error, not_sent_reason, resolved_by)
+SELECT gen_random_uuid(), id, send_attempts, channel, 'claimed', %(now)s, %(actor)s, %(until)s, NULL, '', '', '', ''
 FROM leased
 RETURNING notice_id, attempt_id
 """
@@ -415,13 +419,15 @@ ORDER BY n.id
 class _Outcome:
     # (attempt id, message id, provider id)
     sent: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
-    # (attempt id, error): known not to have reached the provider — tried again (or failed at the limit)
+    # (attempt id, error): the provider refused it — tried again (or failed at MAX_SEND_ATTEMPTS)
     not_sent: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    # (attempt id, error): never handed over (no connection, lease running out) — tried again, costs nothing
+    not_handed_over: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     # (attempt id, error): may have reached the provider — uncertain, never re-sent blindly
     uncertain: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.sent) + len(self.not_sent) + len(self.uncertain)
+        return len(self.sent) + len(self.not_sent) + len(self.not_handed_over) + len(self.uncertain)
 
 
 def _decrypt_all(ciphertexts: Iterable[str | None]) -> list[dict[str, str]]:
@@ -463,7 +469,7 @@ class _Recorder:
         after the whole lease, must never find an attempt open whose sender could still send it."""
         if timezone.now() < self.hand_over_until:
             return True
-        self.not_sent(attempt_id, "lease running out: not handed over")
+        self.not_handed_over(attempt_id, "lease running out: not handed over")
         return False
 
     def sent(self, attempt_id: str, message_id: str, provider_id: str) -> None:
@@ -474,6 +480,10 @@ class _Recorder:
         self.pending.not_sent.append((attempt_id, error[:500]))
         self.flush()
 
+    def not_handed_over(self, attempt_id: str, error: str) -> None:
+        self.pending.not_handed_over.append((attempt_id, error[:500]))
+        self.flush()
+
     def uncertain(self, attempt_id: str, error: str) -> None:
         self.pending.uncertain.append((attempt_id, error[:500]))
         self.flush()
@@ -481,7 +491,7 @@ class _Recorder:
     def flush(self, *, force: bool = False) -> None:
         if len(self.pending) and (force or len(self.pending) >= RECORD_EVERY):
             _record(self.pending, now=timezone.now(), actor=self.actor)
-            for name in ("sent", "not_sent", "uncertain"):
+            for name in ("sent", "not_sent", "not_handed_over", "uncertain"):
                 getattr(self.totals, name).extend(getattr(self.pending, name))
             self.pending = _Outcome()
 
@@ -492,7 +502,7 @@ def _send_emails(recorder: _Recorder, emails: list[tuple[str, EmailMultiAlternat
         mail.open()
     except Exception as exc:  # no connection: nothing reached the server
         for attempt_id, _ in emails:
-            recorder.not_sent(attempt_id, f"email: {type(exc).__name__}")
+            recorder.not_handed_over(attempt_id, f"email: {type(exc).__name__}")
         return
     try:
         for attempt_id, message in emails:
@@ -598,7 +608,7 @@ def payout_notices_send(
         result.failed = PayoutNoticeAttempt.objects.filter(
             attempt_id__in=[a for a, _ in totals.not_sent], notice__status=NoticeStatus.FAILED
         ).count()
-    result.retry = len(totals.not_sent) - result.failed
+    result.retry = len(totals.not_sent) + len(totals.not_handed_over) - result.failed
     logger.info(
         "payout notices sent",
         extra={"sent": result.sent, "failed": result.failed, "retry": result.retry, "uncertain": result.uncertain},
@@ -621,6 +631,7 @@ WITH v AS (
 ), attempts AS (
     UPDATE {PayoutNoticeAttempt._meta.db_table} a
     SET status = %(attempt_status)s, finished_at = %(now)s, error = v.error, provider_id = v.provider_id,
+        not_sent_reason = %(reason)s,
         resolved_by = CASE WHEN a.status = 'uncertain' THEN %(actor)s ELSE a.resolved_by END
     FROM v WHERE a.attempt_id = v.attempt_id AND a.status IN ('claimed', 'uncertain')
     RETURNING a.id, a.notice_id, v.error, v.message_id, v.provider_id
@@ -632,7 +643,11 @@ WITH v AS (
     SET status = CASE
             WHEN %(attempt_status)s = 'sent' THEN 'sent'
             WHEN %(attempt_status)s = 'uncertain' THEN 'uncertain'
-            WHEN n.send_attempts >= %(max_attempts)s THEN 'failed'
+            WHEN %(reason)s IN ('refused', 'cut_off') AND (
+                SELECT count(*) FROM {PayoutNoticeAttempt._meta.db_table} earlier
+                WHERE earlier.notice_id = n.id AND earlier.not_sent_reason = %(reason)s
+            ) + 1 >= CASE %(reason)s WHEN 'refused' THEN %(max_refused)s
+                                     WHEN 'cut_off' THEN %(max_cut_off)s END THEN 'failed'
             ELSE 'pending' END,
         lease_until = NULL,
         last_error = attempts.error,
@@ -668,7 +683,9 @@ def _finish(
     actor: str,
     actor_id: int | None = None,
     note: str = "",
+    reason: NotSentReason = NotSentReason.NONE,
 ) -> None:
+    """Moves the attempts in `rows` to `attempt_status` (with `reason` when not sent) and their notices."""
     if not rows:
         return
     attempt_ids, errors, message_ids, provider_ids = (list(column) for column in zip(*rows, strict=True))
@@ -680,7 +697,9 @@ def _finish(
             "message_ids": message_ids,
             "provider_ids": provider_ids,
             "attempt_status": attempt_status,
-            "max_attempts": MAX_SEND_ATTEMPTS,
+            "reason": reason.value,
+            "max_refused": MAX_SEND_ATTEMPTS,
+            "max_cut_off": MAX_CUT_OFF_ATTEMPTS,
             "now": now,
             "actor": actor,
             "actor_id": actor_id,
@@ -709,6 +728,15 @@ def _record(outcome: _Outcome, *, now: dt.datetime, actor: str) -> None:
             rows=[(a, e, "", "") for a, e in outcome.not_sent],
             now=now,
             actor=actor,
+            reason=NotSentReason.REFUSED,
+        )
+        _finish(
+            cursor,
+            attempt_status=AttemptStatus.NOT_SENT,
+            rows=[(a, e, "", "") for a, e in outcome.not_handed_over],
+            now=now,
+            actor=actor,
+            reason=NotSentReason.NOT_HANDED_OVER,
         )
         _finish(
             cursor,
@@ -835,7 +863,14 @@ def payout_notice_attempts_recover(
             actor=actor,
             note="provider check: delivered",
         )
-        _finish(cursor, attempt_status=AttemptStatus.NOT_SENT, rows=not_delivered, now=now, actor=actor)
+        _finish(
+            cursor,
+            attempt_status=AttemptStatus.NOT_SENT,
+            rows=not_delivered,
+            now=now,
+            actor=actor,
+            reason=NotSentReason.CUT_OFF,
+        )
     result.delivered, result.not_delivered = len(delivered), len(not_delivered)
     result.unresolved = len(open_attempts) - result.delivered - result.not_delivered
     if result.not_delivered:
@@ -874,6 +909,7 @@ def payout_notice_resolve(*, notice: PayoutNotice, delivered: bool, actor: Actor
                 actor=label,
                 actor_id=actor.pk,
                 note=text + " " if delivered else "",
+                reason=NotSentReason.NONE if delivered else NotSentReason.CUT_OFF,
             )
         if not delivered:
             enqueue_send_on_commit()

@@ -29,6 +29,7 @@ from payouts.models import (
     SimulatedSms,
 )
 from payouts.notices import (
+    MAX_CUT_OFF_ATTEMPTS,
     NoticeRefused,
     message_id_for,
     payout_notice_attempts_recover,
@@ -284,11 +285,81 @@ def test_only_attempts_known_not_to_have_reached_the_server_are_retried():
     assert (notice.status, notice.last_error) == ("uncertain", "email: SMTPServerDisconnected")
     assert payout_notices_send().claimed == 0
     assert mail.outbox == []
-    assert list(PayoutNoticeAttempt.objects.order_by("number").values_list("number", "status", "error")) == [
-        (1, "not_sent", "email: ConnectionRefusedError"),
-        (2, "not_sent", "email: SMTPRecipientsRefused"),
-        (3, "uncertain", "email: SMTPServerDisconnected"),
+    assert list(
+        PayoutNoticeAttempt.objects.order_by("number").values_list("number", "status", "not_sent_reason", "error")
+    ) == [
+        (1, "not_sent", "not_handed_over", "email: ConnectionRefusedError"),
+        (2, "not_sent", "refused", "email: SMTPRecipientsRefused"),
+        (3, "uncertain", "", "email: SMTPServerDisconnected"),
     ]
+
+
+@pytest.mark.django_db
+def test_only_the_providers_refusals_use_up_the_five_tries():
+    # Given a notice, and a mail server that is down for six sender runs
+    payout = issued_payout()
+    down = RefusingConnection(on_open=ConnectionRefusedError(111, "refused"))
+    for _ in range(6):
+        assert payout_notices_send(email_connection=down).retry == 1
+    # Then the outage cost the notice nothing: it still waits
+    assert (PayoutNotice.objects.get().status, mail.outbox) == ("pending", [])
+
+    # When the server refuses the recipient four times, the notice still waits; the fifth refusal fails it
+    refusing = RefusingConnection(on_send=smtplib.SMTPRecipientsRefused({"x@example.jp": (550, b"no")}))
+    for _ in range(4):
+        result = payout_notices_send(email_connection=refusing)
+        assert (result.retry, result.failed) == (1, 0)
+    result = payout_notices_send(email_connection=refusing)
+    assert (result.claimed, result.retry, result.failed) == (1, 0, 1)
+
+    # Then it is failed, nothing more is tried or sent, and the payout is not notified
+    notice = PayoutNotice.objects.get()
+    assert (notice.status, notice.send_attempts) == ("failed", 11)
+    assert payout_notices_send().claimed == 0
+    assert mail.outbox == []
+    assert Payout.objects.get(pk=payout.pk).status == PayoutStatus.ISSUED
+    assert list(PayoutNoticeAttempt.objects.values_list("not_sent_reason").order_by("number")) == [
+        *[("not_handed_over",)] * 6,
+        *[("refused",)] * 5,
+    ]
+    assert list(PayoutNoticeTransition.objects.filter(notice=notice).values_list("status_before", "status_after")) == [
+        ("pending", "failed")
+    ]
+
+
+@pytest.mark.django_db
+def test_senders_cut_off_again_and_again_do_not_fail_the_notice_until_the_wide_cap(monkeypatch):
+    # Given a notice whose senders are killed after handing it over, and each time found not delivered
+    issued_payout()
+    person = UserFactory.create(username="finance-miss")
+
+    def cut_off() -> None:
+        with monkeypatch.context() as patch:
+            sender_killed_before_recording(patch)
+            assert payout_notices_send(lease=dt.timedelta(seconds=30)).claimed == 1
+        mail.outbox.clear()  # it never reached the mailbox
+        assert payout_notice_attempts_recover(now=timezone.now() + dt.timedelta(minutes=1)).uncertain == 1
+        payout_notice_resolve(notice=PayoutNotice.objects.get(), delivered=False, actor=person)
+
+    # When that happens MAX_CUT_OFF_ATTEMPTS - 1 times (more than the five tries refusals get)
+    for _ in range(MAX_CUT_OFF_ATTEMPTS - 1):
+        cut_off()
+
+    # Then the notice still waits, and a sender that survives sends it once
+    assert PayoutNotice.objects.get().status == "pending"
+    with transaction.atomic():
+        savepoint = transaction.savepoint()
+        assert payout_notices_send().sent == 1
+        assert len(mail.outbox) == 1 and PayoutNotice.objects.get().status == "sent"
+        transaction.savepoint_rollback(savepoint)
+    mail.outbox.clear()
+
+    # And a message that brings down every sender fails at the cap, sending nothing more
+    cut_off()
+    assert PayoutNotice.objects.get().status == "failed"
+    assert payout_notices_send().claimed == 0
+    assert mail.outbox == []
+    assert PayoutNoticeAttempt.objects.filter(not_sent_reason="cut_off").count() == MAX_CUT_OFF_ATTEMPTS
 
 
 @pytest.mark.django_db
