@@ -41,6 +41,8 @@ from payouts.models import (
     PayoutBatch,
     PayoutBatchTransition,
     PayoutNotice,
+    PayoutNoticeAttempt,
+    PayoutNoticeTransition,
     PayoutSecretReveal,
     PayoutTransition,
     ProgramPayoutPolicy,
@@ -71,6 +73,35 @@ class PayoutNoticeInline(ReadOnlyInline):
     model = PayoutNotice
     fields = readonly_fields = ("kind", "sequence", "channel", "status", "sent_at", "created_by", "last_error")
     ordering = ["kind", "sequence"]
+
+
+class PayoutNoticeAttemptInline(ReadOnlyInline):
+    """Each hand-over to the provider: who claimed it, how it ended and why (what it cost the notice)."""
+
+    model = PayoutNoticeAttempt
+    fields = readonly_fields = (
+        "number",
+        "attempt_id",
+        "channel",
+        "status",
+        "not_sent_reason",
+        "claimed_by",
+        "claimed_at",
+        "finished_at",
+        "provider_id",
+        "error",
+        "resolved_by",
+    )
+    ordering = ["number"]
+
+
+class PayoutNoticeTransitionInline(ReadOnlyInline):
+    model = PayoutNoticeTransition
+    fields = readonly_fields = ("at", "actor_label", "status_before", "status_after", "attempt", "note")
+    ordering = ["at", "id"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PayoutNoticeTransition]:
+        return super().get_queryset(request).select_related("attempt")
 
 
 class PayoutSecretRevealInline(ReadOnlyInline):
@@ -409,6 +440,7 @@ class PayoutNoticeAdmin(ReadOnlyAdmin, BigTableAdmin):
         "bounced_at",
     )
     change_list_template = "payouts/admin/notice_change_list.html"
+    inlines = [PayoutNoticeAttemptInline, PayoutNoticeTransitionInline]
 
     @admin.display(description=_("recipient"))
     def masked_recipient(self, obj: PayoutNotice) -> str:

@@ -619,3 +619,32 @@ def test_managers_can_read_the_notice_templates(client):
     client.force_login(UserFactory.create(username="agent-2"))
     assert client.get(reverse("admin:payouts_payoutnotice_templates")).status_code == 403
     assert user.has_perm("payouts.view_payoutnotice")
+
+
+@pytest.mark.django_db
+def test_the_notice_page_shows_each_attempt_with_why_it_was_not_sent_and_the_transitions(client):
+    # Given a notice whose mail server was down once, then refused the recipient five times
+    issued_payout()
+    payout_notices_send(email_connection=RefusingConnection(on_open=ConnectionRefusedError(111, "refused")))
+    refusing = RefusingConnection(on_send=smtplib.SMTPRecipientsRefused({"x@example.jp": (550, b"no")}))
+    for _ in range(5):
+        payout_notices_send(email_connection=refusing)
+    notice = PayoutNotice.objects.get()
+
+    # When finance opens the notice
+    client.force_login(finance())
+    response = client.get(reverse("admin:payouts_payoutnotice_change", args=[notice.pk]))
+
+    # Then its six attempts are listed with their reasons, and the one move to failed with who made it
+    assert response.status_code == 200
+    attempts, transitions = (
+        formset
+        for formset in response.context["inline_admin_formsets"]
+        if formset.formset.prefix in {"attempts", "transitions"}
+    )
+    assert [form.original.not_sent_reason for form in attempts] == ["not_handed_over", *["refused"] * 5]
+    assert [
+        (form.original.status_before, form.original.status_after, form.original.actor_label) for form in transitions
+    ] == [("pending", "failed", "system:payouts.send_notices")]
+    page = response.content.decode()
+    assert page.count("送信先が拒否") == 5 and page.count("受け渡し前に中止") == 1
