@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -12,8 +13,10 @@ from django.views.decorators.http import require_http_methods
 from claims.application import (
     ApplicationClosed,
     ApplicationInvalid,
+    ApplicationLinkExpired,
     ApplicationLinkInvalid,
     ApplicationTarget,
+    application_link_resend,
     application_target_read,
     receipt_make,
     receipt_read,
@@ -23,12 +26,24 @@ from claims.application import (
 from claims.forms import ApplicationForm
 
 
-def _target(token: str) -> ApplicationTarget:
+def _invalid(request: HttpRequest) -> HttpResponse:
+    # One page for every refusal: it must not say whether the token, the program or the receipt was wrong.
+    return render(request, "claims/apply/invalid.html", status=404)
+
+
+def _expired(request: HttpRequest, token: str, target: ApplicationTarget, *, sent: bool = False) -> HttpResponse:
+    context = {"program": target.program, "token": token, "valid_days": settings.APPLICATION_LINK_MAX_AGE_DAYS}
+    return render(request, "claims/apply/expired.html", {**context, "sent": sent}, status=410)
+
+
+def _target(request: HttpRequest, token: str) -> ApplicationTarget | HttpResponse:
+    """The link's target, or the page that refuses it: 404 when it is not ours, 410 when it expired."""
     try:
         return application_target_read(token=token)
+    except ApplicationLinkExpired as exc:
+        return _expired(request, token, exc.target)
     except ApplicationLinkInvalid:
-        # No message: the 404 page must not say whether the token or the program was wrong.
-        raise Http404 from None
+        return _invalid(request)
 
 
 def _closed(request: HttpRequest, target: ApplicationTarget, *, status: int) -> HttpResponse:
@@ -43,7 +58,9 @@ def _closed(request: HttpRequest, target: ApplicationTarget, *, status: int) -> 
 @never_cache
 @require_http_methods(["GET", "POST"])
 def apply(request: HttpRequest, token: str) -> HttpResponse:
-    target = _target(token)
+    target = _target(request, token)
+    if isinstance(target, HttpResponse):
+        return target
     program = target.program
     if not program.accepts_applications(at=timezone.now()):
         # POST after the deadline: refused, nothing recorded.
@@ -84,11 +101,13 @@ def apply(request: HttpRequest, token: str) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET"])
 def apply_done(request: HttpRequest, token: str, receipt: str) -> HttpResponse:
-    target = _target(token)
+    target = _target(request, token)
+    if isinstance(target, HttpResponse):
+        return target
     try:
         submission = receipt_read(receipt=receipt, target=target)
     except ApplicationLinkInvalid:
-        raise Http404 from None
+        return _invalid(request)
     return render(
         request,
         "claims/apply/done.html",
@@ -99,3 +118,19 @@ def apply_done(request: HttpRequest, token: str, receipt: str) -> HttpResponse:
             "total": submissions_count(program=target.program, subject=target.subject),
         },
     )
+
+
+@never_cache
+@require_http_methods(["POST"])
+def apply_resend(request: HttpRequest, token: str) -> HttpResponse:
+    """From an expired link's page: a fresh link to the address on file. The answer is the same whether
+    or not one went out, so the page tells nobody whether we know an address."""
+    try:
+        application_target_read(token=token)
+    except ApplicationLinkExpired as exc:
+        application_link_resend(target=exc.target, absolute_url=request.build_absolute_uri)
+        return _expired(request, token, exc.target, sent=True)
+    except ApplicationLinkInvalid:
+        return _invalid(request)
+    # Still valid: nothing to renew, go to the form.
+    return HttpResponseRedirect(reverse("claims:apply", kwargs={"token": token}))

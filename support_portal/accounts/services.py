@@ -3,6 +3,8 @@
 import secrets
 from typing import Any
 
+from cryptography.fernet import InvalidToken
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
@@ -19,6 +21,10 @@ _RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i
 
 class TwoFactorRefused(Exception):
     """The code was wrong, already used, or the device is not in the state the step needs."""
+
+
+class DeviceUnreadable(TwoFactorRefused):
+    """The device's secret was encrypted under a SECRET_KEY that is neither current nor a fallback."""
 
 
 def _event(
@@ -45,9 +51,15 @@ def idle_logout_record(*, user: User, ip: str | None) -> None:
     _event(SecurityEvent.Kind.IDLE_LOGOUT, user=user, ip=ip)
 
 
-def _recovery_hash(code: str) -> str:
+def _recovery_hash(code: str, *, secret: str | None = None) -> str:
     normalized = "".join(ch for ch in code.lower() if ch.isalnum())
-    return salted_hmac("accounts.recovery_code", normalized, algorithm="sha256").hexdigest()
+    return salted_hmac("accounts.recovery_code", normalized, secret=secret, algorithm="sha256").hexdigest()
+
+
+def _recovery_hashes(code: str) -> list[str]:
+    """The code's hash under the current key and each fallback: codes keep working across a rotation."""
+    keys = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+    return [_recovery_hash(code, secret=key) for key in keys]
 
 
 def _recovery_codes_replace(*, user: User) -> list[str]:
@@ -75,7 +87,16 @@ def device_enroll_start(*, user: User) -> TOTPDevice:
 
 
 def device_secret(*, device: TOTPDevice) -> str:
-    return secret_decrypt(device.encrypted_secret)
+    """The TOTP secret; DeviceUnreadable once the key it was encrypted under is gone (rotated out)."""
+    try:
+        return secret_decrypt(device.encrypted_secret)
+    except InvalidToken as exc:
+        raise DeviceUnreadable(
+            _(
+                "Your two-factor device can no longer be checked because the server's keys changed. "
+                "Sign in with a recovery code, or ask a manager to reset two-factor for you."
+            )
+        ) from exc
 
 
 def device_confirm(*, user: User, code: str, ip: str | None) -> list[str]:
@@ -88,7 +109,7 @@ def device_confirm(*, user: User, code: str, ip: str | None) -> list[str]:
         device = TOTPDevice.objects.select_for_update().filter(user_id=user.pk, confirmed_at__isnull=True).first()
         if device is None:
             raise TwoFactorRefused(_("There is no enrollment in progress."))
-        step = totp.matching_step(device_secret(device=device), code)
+        step = totp.matching_step(device_secret(device=device), code)  # DeviceUnreadable: the view restarts
         if step is not None:
             device.confirmed_at = timezone.now()
             device.last_step = step
@@ -110,7 +131,12 @@ def otp_verify(*, user: User, code: str, ip: str | None) -> str:
         device = TOTPDevice.objects.select_for_update().filter(user_id=user.pk, confirmed_at__isnull=False).first()
         if device is None:
             raise TwoFactorRefused(_("No two-factor device is enrolled."))
-        step = totp.matching_step(device_secret(device=device), code)
+        unreadable: DeviceUnreadable | None = None
+        try:
+            step = totp.matching_step(device_secret(device=device), code)
+        except DeviceUnreadable as exc:
+            # Recovery codes are still checked (their hashes follow SECRET_KEY_FALLBACKS); a TOTP code cannot be.
+            step, unreadable = None, exc
         if step is not None and (device.last_step is None or step > device.last_step):
             device.last_step = step
             device.save(update_fields=["last_step"])
@@ -119,7 +145,7 @@ def otp_verify(*, user: User, code: str, ip: str | None) -> str:
         if step is None:
             recovery = (
                 RecoveryCode.objects.select_for_update()
-                .filter(user_id=user.pk, code_hash=_recovery_hash(code), used_at__isnull=True)
+                .filter(user_id=user.pk, code_hash__in=_recovery_hashes(code), used_at__isnull=True)
                 .first()
             )
             if recovery is not None:
@@ -129,6 +155,9 @@ def otp_verify(*, user: User, code: str, ip: str | None) -> str:
                 _event(SecurityEvent.Kind.RECOVERY_CODE_USED, user=user, ip=ip, left=left)
                 _event(SecurityEvent.Kind.OTP_VERIFIED, user=user, ip=ip, method="recovery_code")
                 return "recovery_code"
+    if unreadable is not None:
+        _event(SecurityEvent.Kind.OTP_FAILED, user=user, ip=ip, replay=False, unreadable=True)
+        raise unreadable
     _event(SecurityEvent.Kind.OTP_FAILED, user=user, ip=ip, replay=step is not None)
     raise TwoFactorRefused(_("The code is not valid."))
 

@@ -28,6 +28,7 @@ from support_portal.accounts.forms import CodeForm
 from support_portal.accounts.models import RecoveryCode, TOTPDevice
 from support_portal.accounts.selectors import client_ip, confirmed_device, login_locked_out
 from support_portal.accounts.services import (
+    DeviceUnreadable,
     TwoFactorRefused,
     device_confirm,
     device_enroll_start,
@@ -91,7 +92,12 @@ def enroll(request: HttpRequest) -> HttpResponse:
             )
     if device is None:  # an unconfirmed device keeps its secret until confirmed (reloads show the same QR)
         device = device_enroll_start(user=user)
-    secret = device_secret(device=device)
+    try:
+        secret = device_secret(device=device)
+    except DeviceUnreadable:
+        # Started under a SECRET_KEY that has since been rotated out: nothing was confirmed, so start again.
+        device = device_enroll_start(user=user)
+        secret = device_secret(device=device)
     uri = totp.provisioning_uri(secret, account=user.get_username(), issuer=ISSUER)
     qr_svg = qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage).to_string(encoding="unicode")
     grouped = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))

@@ -229,6 +229,8 @@ LOGIN_URL = "admin:login"
 LOGIN_LOCKOUT_USER_FAILURES = env.int("LOGIN_LOCKOUT_USER_FAILURES", default=5)
 LOGIN_LOCKOUT_IP_FAILURES = env.int("LOGIN_LOCKOUT_IP_FAILURES", default=20)
 LOGIN_LOCKOUT_WINDOW_SECONDS = env.int("LOGIN_LOCKOUT_WINDOW_SECONDS", default=15 * 60)
+# How long a signed application link works after it was made (days, not months: a leaked link expires).
+APPLICATION_LINK_MAX_AGE_DAYS = env.int("APPLICATION_LINK_MAX_AGE_DAYS", default=14)
 # How many proxies of ours stand in front and append to X-Forwarded-For (0: none, the header is ignored;
 # 1: one TLS proxy). The client address (lockout, security events) is the hop the outermost one wrote.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)

@@ -12,7 +12,13 @@ from django.test import Client
 from support_portal.accounts import totp
 from support_portal.accounts.crypto import secret_decrypt, secret_encrypt
 from support_portal.accounts.models import RecoveryCode, SecurityEvent, TOTPDevice
-from support_portal.accounts.services import device_confirm, device_enroll_start, device_secret
+from support_portal.accounts.services import (
+    TwoFactorRefused,
+    device_confirm,
+    device_enroll_start,
+    device_secret,
+    otp_verify,
+)
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -244,3 +250,67 @@ def test_the_secret_key_fallbacks_come_from_the_environment():
         check=True,
     )
     assert shown.stdout.strip() == "['first-old-key', 'second-old-key']"
+
+
+OLD_KEY = "old-" + "k" * 60
+NEW_KEY = "new-" + "n" * 60
+
+
+def test_recovery_codes_work_after_a_rotation_while_the_old_key_is_a_fallback(settings):
+    # Given codes issued under the old key
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = OLD_KEY, []
+    user = UserFactory.create()
+    codes = _enrolled(user)
+
+    # When the key is rotated with the old one as a fallback, a recovery code still signs in (once)
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = NEW_KEY, [OLD_KEY]
+    assert otp_verify(user=user, code=codes[0], ip=None) == "recovery_code"
+    with pytest.raises(TwoFactorRefused):
+        otp_verify(user=user, code=codes[0], ip=None)
+    assert RecoveryCode.objects.filter(user=user, used_at__isnull=False).count() == 1
+
+
+def test_enrollment_started_under_a_rotated_out_key_starts_again_instead_of_failing(require_2fa, client, settings):
+    # Given an enrollment begun (not confirmed) under the old key, which is then dropped entirely
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = OLD_KEY, []
+    user = UserFactory.create(is_superuser=True)
+    device_enroll_start(user=user)
+    old_secret = TOTPDevice.objects.get(user=user).encrypted_secret
+    settings.SECRET_KEY = NEW_KEY
+    _sign_in(client, user.username)
+
+    # When the user opens enrollment, they get a new secret (a page, not a 500), and can confirm it
+    page = client.get("/accounts/two-factor/setup/")
+    assert page.status_code == 200 and "otpauth://totp/" in page.text
+    device = TOTPDevice.objects.get(user=user)
+    assert device.encrypted_secret != old_secret and device.confirmed_at is None
+    confirmed = client.post("/accounts/two-factor/setup/", {"code": _current_code(user)})
+    assert confirmed.status_code == 200
+    assert TOTPDevice.objects.get(user=user).confirmed_at is not None
+
+
+def test_a_device_under_a_rotated_out_key_gets_a_clear_refusal_not_a_500(require_2fa, client, settings):
+    # Given a confirmed device under the old key, and the old key dropped without a fallback
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = OLD_KEY, []
+    user = UserFactory.create(is_superuser=True)
+    _enrolled(user)
+    device = TOTPDevice.objects.get(user=user)
+    settings.SECRET_KEY = NEW_KEY
+    _sign_in(client, user.username)
+    failures_before = SecurityEvent.objects.filter(user=user, kind=SecurityEvent.Kind.OTP_FAILED).count()
+
+    # When they enter a code at the second step
+    response = client.post("/accounts/two-factor/", {"code": "123456", "next": "/admin/"})
+
+    # Then the page says what happened and what to do, the failure is recorded, and nothing is let through
+    assert response.status_code == 200
+    assert response.context["form"].errors["code"] == [
+        "サーバーの鍵が変更されたため、お使いの二要素認証デバイスを確認できなくなりました。"
+        "リカバリーコードでサインインするか、マネージャーに二要素認証のリセットを依頼してください。"
+    ]
+    failures = SecurityEvent.objects.filter(user=user, kind=SecurityEvent.Kind.OTP_FAILED).order_by("-pk")
+    assert failures.count() == failures_before + 1
+    assert [f.detail for f in failures[:1]] == [{"replay": False, "unreadable": True}]
+    assert client.get("/admin/").status_code == 302
+    device.refresh_from_db()
+    assert device.last_step is not None  # unchanged from the confirmation; no new step accepted

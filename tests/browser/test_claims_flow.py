@@ -3,11 +3,14 @@
 import csv
 import datetime as dt
 import io
+import re
+import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth.models import Group
-from django.core import mail
+from django.core import mail, signing
 from django.utils import timezone, translation
 from playwright.sync_api import Browser, Page, ViewportSize
 
@@ -18,7 +21,7 @@ from support_portal.core.demo_users import DEMO_PASSWORD, demo_users_create
 from support_portal.core.roles import roles_sync
 from tests.browser.conftest import admin_login
 from tests.claims.factories import ClaimFactory, LoginFactory, ReviewProgramFactory, SubmissionFactory, jst
-from tests.factories import ChargeFactory, PlanFactory, SubscriptionFactory, UserFactory
+from tests.factories import ChargeFactory, CustomerFactory, PlanFactory, SubscriptionFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -225,6 +228,52 @@ def test_customer_applies_on_a_phone(browser: Browser, live_server):
         assert "C7000001" not in page.content()
         assert Submission.objects.count() == 1
         assert len(mail.outbox) == 1
+    finally:
+        context.close()
+
+
+def test_an_expired_link_offers_a_fresh_one_by_email_on_a_phone(browser: Browser, live_server, monkeypatch):
+    # Given an open program, a customer with an address in the billing system, and a link made 15 days ago
+    program = ReviewProgramFactory.create(
+        slug="phone-expired",
+        name="ログイン障害補償（期限切れ）",
+        status=Program.Status.OPEN,
+        application_rule="required",
+        application_deadline=timezone.localdate() + dt.timedelta(days=30),
+        payout_methods=["atm_cash"],
+        default_payout_method="atm_cash",
+    )
+    CustomerFactory.create(customer_id="C7000002", email="owner@example.jp")
+    made = time.time() - 15 * 86400
+    monkeypatch.setattr(signing, "time", SimpleNamespace(time=lambda: made))
+    link = f"{live_server.url}{application_link_make(program=program, subject='C7000002')}"
+    monkeypatch.setattr(signing, "time", time)
+    context = browser.new_context(locale="ja-JP", viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        # When the customer opens it
+        response = page.goto(link)
+
+        # Then the page says it expired (410), in Japanese, with no form to apply
+        assert response is not None and response.status == 410
+        assert "有効期限が切れています" in page.locator("#expired-notice").inner_text()
+        assert page.locator("#id_contact_email").count() == 0
+
+        # When they ask for a new link
+        with page.expect_navigation():
+            page.click("#resend")
+
+        # Then the page says it is on its way, one email went to the registered address, and its link opens the form
+        assert "新しいリンクをお送りしました" in page.locator("#link-sent").inner_text()
+        assert [m.to for m in mail.outbox] == [["owner@example.jp"]]
+        found = re.search(r"(http://\S+/apply/\S+/)", str(mail.outbox[0].body))
+        assert found is not None
+        fresh = found.group(1)
+        response = page.goto(fresh)
+        assert response is not None and response.status == 200
+        assert page.locator("#id_contact_email").is_visible()
+        assert Submission.objects.count() == 0
     finally:
         context.close()
 

@@ -2,6 +2,8 @@
 
 import datetime as dt
 import re
+import uuid
+from types import SimpleNamespace
 
 import pghistory.models
 import pytest
@@ -17,9 +19,10 @@ from claims.application import (
 )
 from claims.models import ApplicationDetails, Program, Submission
 from claims.services import ProgramStatusRefused, program_set_status
+from support_portal.core.masking import mask_email
 from support_portal.core.roles import roles_sync
 from tests.claims.factories import ReviewProgramFactory, jst
-from tests.factories import UserFactory
+from tests.factories import ChargeFactory, CustomerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -221,7 +224,8 @@ def test_reapplying_keeps_both_and_says_the_latest_counts(
 
     assert Submission.objects.filter(subject="C0000001").count() == 2
     assert "2 回目のお申込み" in client.get(response["Location"]).text
-    assert len(mail.outbox) == 2
+    # Two confirmations, and the address notices went to is told they now go elsewhere
+    assert [m.to for m in mail.outbox] == [["taro@example.jp"], ["new@example.jp"], ["taro@example.jp"]]
 
 
 def test_payout_method_not_offered_is_a_form_error(client, program, monkeypatch):
@@ -369,3 +373,262 @@ def test_admin_open_for_applications_action(client):
     assert program.status == "open"
     again = client.post("/admin/claims/program/", data, follow=True)
     assert "cannot go from open to open" in again.text
+
+
+# --- Links expire, are single-purpose, and survive a key rotation only while the old key is a fallback ---
+
+
+def at_signing_time(monkeypatch, instant: dt.datetime) -> None:
+    # django.core.signing stamps and checks tokens with time.time(); only its view of the clock moves.
+    monkeypatch.setattr(signing, "time", SimpleNamespace(time=instant.timestamp))
+
+
+MADE = jst(2025, 1, 2, 9)
+
+
+@pytest.mark.parametrize(
+    ("max_age_days", "age", "status"),
+    [
+        (14, dt.timedelta(days=14) - dt.timedelta(seconds=1), 200),
+        (14, dt.timedelta(days=14, seconds=1), 410),
+        (3, dt.timedelta(days=3, seconds=1), 410),
+    ],
+)
+def test_a_link_works_until_its_max_age_then_answers_410_and_writes_nothing(
+    client, program, monkeypatch, settings, max_age_days, age, status
+):
+    # Given a link made on 2 January, and links configured to last max_age_days
+    settings.APPLICATION_LINK_MAX_AGE_DAYS = max_age_days
+    freeze(monkeypatch, jst(2025, 1, 10, 12))
+    at_signing_time(monkeypatch, MADE)
+    link = application_link_make(program=program, subject="C0000001")
+
+    # When it is opened and posted `age` later
+    at_signing_time(monkeypatch, MADE + age)
+    get = client.get(link)
+    post = client.post(link, {"contact_email": "a@example.jp", "payout_method": "atm_cash"})
+
+    # Then it works until the max age and is refused after, with nothing written or mailed
+    assert (get.status_code, post.status_code) == (status, 410 if status == 410 else 302)
+    if status == 410:
+        assert 'id="expired-notice"' in get.text and "C0000001" not in get.text
+        assert Submission.objects.count() == 0
+        assert mail.outbox == []
+    else:
+        assert Submission.objects.count() == 1
+
+
+def test_the_default_link_lifetime_is_fourteen_days():
+    from django.conf import settings as live_settings  # noqa: PLC0415
+
+    assert live_settings.APPLICATION_LINK_MAX_AGE_DAYS == 14
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"p": "apply-login", "s": "C0000001"},  # no purpose
+        {"u": "receipt", "p": "apply-login", "s": "C0000001"},  # another purpose
+        {"u": "apply", "p": "apply-login", "s": ""},  # no subject
+    ],
+)
+def test_a_token_signed_with_the_link_salt_but_not_for_applying_is_refused(client, program, payload):
+    token = signing.dumps(payload, salt="claims.application.link", compress=True)
+
+    response = client.get(f"/apply/{token}/")
+
+    assert response.status_code == 404
+    assert 'id="invalid-notice"' in response.text
+
+
+def test_a_receipt_is_not_a_link_and_a_link_is_not_a_receipt(
+    client, program, monkeypatch, django_capture_on_commit_callbacks
+):
+    freeze(monkeypatch, jst(2025, 1, 10, 12))
+    link = application_link_make(program=program, subject="C0000001")
+    with django_capture_on_commit_callbacks(execute=True):
+        done = client.post(link, {"contact_email": "taro@example.jp", "payout_method": "atm_cash"})["Location"]
+    token, receipt = done.split("/")[2], done.split("/")[4]
+
+    assert client.get(f"/apply/{receipt}/").status_code == 404
+    assert client.get(f"/apply/{token}/done/{token}/").status_code == 404
+    assert client.get(done).status_code == 200
+    assert Submission.objects.count() == 1
+
+
+def test_links_and_receipts_survive_a_key_rotation_while_the_old_key_is_a_fallback(
+    client, program, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    # Given a link and a receipt made under the old key
+    old_key = "old-" + "k" * 60
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = old_key, []
+    freeze(monkeypatch, jst(2025, 1, 10, 12))
+    link = application_link_make(program=program, subject="C0000001")
+    with django_capture_on_commit_callbacks(execute=True):
+        done = client.post(link, {"contact_email": "taro@example.jp", "payout_method": "atm_cash"})["Location"]
+
+    # When the key is rotated with the old one as a fallback, both still open
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "new-" + "n" * 60, [old_key]
+    assert (client.get(link).status_code, client.get(done).status_code) == (200, 200)
+
+    # And once the fallback is dropped both answer the clean 404 page, not a 500, and accept nothing
+    settings.SECRET_KEY_FALLBACKS = []
+    refused = [
+        client.get(link),
+        client.get(done),
+        client.post(link, {"contact_email": "x@example.jp", "payout_method": "atm_cash"}),
+    ]
+    assert [r.status_code for r in refused] == [404, 404, 404]
+    assert all('id="invalid-notice"' in r.text for r in refused)
+    assert Submission.objects.count() == 1
+
+
+# --- A fresh link for an expired one goes only to the address on file --------------------------------
+
+
+@pytest.fixture
+def expired_link(program, monkeypatch, settings):
+    """A link for a fresh subject (the resend throttle lives in the shared cache), made 15 days ago."""
+    settings.APPLICATION_LINK_MAX_AGE_DAYS = 14
+    freeze(monkeypatch, jst(2025, 1, 20, 12))
+    subject = f"C{uuid.uuid4().hex[:9].upper()}"
+    at_signing_time(monkeypatch, jst(2025, 1, 5, 11))
+    link = application_link_make(program=program, subject=subject)
+    at_signing_time(monkeypatch, jst(2025, 1, 20, 12))
+    return SimpleNamespace(link=link, subject=subject, resend=link + "new-link/")
+
+
+def test_an_expired_link_sends_a_fresh_one_to_the_registered_address_once(client, program, expired_link):
+    # Given the subject's customer with an address in the billing system
+    CustomerFactory.create(customer_id=expired_link.subject, email="owner@example.jp")
+
+    # When the visitor asks for a new link, twice
+    first = client.post(expired_link.resend, {"contact_email": "attacker@example.com"})
+    second = client.post(expired_link.resend)
+
+    # Then one email went out, to the registered address only, and the pages say the same either way
+    assert [r.status_code for r in (first, second)] == [410, 410]
+    assert all('id="link-sent"' in r.text and "owner@" not in r.text for r in (first, second))
+    assert [m.to for m in mail.outbox] == [["owner@example.jp"]]
+    # and its link opens the form (the old one stays expired), with nothing written
+    found = re.search(r"http://testserver(/apply/[^/\s]+/)", str(mail.outbox[0].body))
+    assert found is not None
+    fresh = found.group(1)
+    assert fresh != expired_link.link
+    assert client.get(fresh).status_code == 200
+    assert client.get(expired_link.link).status_code == 410
+    assert Submission.objects.count() == 0
+
+
+def test_without_an_address_on_file_the_resend_page_is_the_same_and_sends_nothing(client, program, expired_link):
+    response = client.post(expired_link.resend)
+
+    assert response.status_code == 410 and 'id="link-sent"' in response.text
+    assert mail.outbox == []
+
+
+def test_the_resend_uses_the_latest_applications_address_when_billing_has_none(client, program, expired_link):
+    Submission.objects.create(
+        submission_id="W1",
+        program=program,
+        subject=expired_link.subject,
+        submitted_at=jst(2025, 1, 6),
+        channel="web",
+        contact_email="applied@example.jp",
+        payout_method="atm_cash",
+    )
+
+    client.post(expired_link.resend)
+
+    assert [m.to for m in mail.outbox] == [["applied@example.jp"]]
+
+
+def test_a_resend_for_a_closed_program_or_a_bad_token_sends_nothing(client, program, expired_link):
+    CustomerFactory.create(customer_id=expired_link.subject, email="owner@example.jp")
+    program.status = Program.Status.CLOSED
+    program.save(update_fields=["status"])
+
+    closed = client.post(expired_link.resend)
+    bad = client.post("/apply/not-a-token/new-link/")
+
+    assert (closed.status_code, bad.status_code) == (410, 404)
+    assert mail.outbox == []
+
+
+def test_a_resend_for_a_link_still_valid_goes_to_the_form_and_sends_nothing(client, program, monkeypatch):
+    freeze(monkeypatch, jst(2025, 1, 10, 12))
+    link = application_link_make(program=program, subject="C0000001")
+    CustomerFactory.create(customer_id="C0000001", email="owner@example.jp")
+
+    response = client.post(link + "new-link/")
+
+    assert (response.status_code, response["Location"]) == (302, link)
+    assert mail.outbox == []
+
+
+# --- Changing where notices go tells the previous address --------------------------------------------
+
+
+def test_a_first_application_with_another_address_tells_the_registered_one(program, django_capture_on_commit_callbacks):
+    # Given a customer whose notices would go to the billing system's address
+    CustomerFactory.create(customer_id="C0000001", email="owner@example.jp")
+
+    # When an application names another address
+    with django_capture_on_commit_callbacks(execute=True):
+        submission = create(program, contact_email="someone.else@example.com")
+
+    # Then the confirmation goes to the new address and the registered one is told, masked
+    assert [m.to for m in mail.outbox] == [["someone.else@example.com"], ["owner@example.jp"]]
+    change = mail.outbox[1]
+    assert change.subject.startswith("通知先のメールアドレスが変更されました")
+    assert submission.submission_id in change.body
+    assert "someone.else@example.com" not in change.body and mask_email("someone.else@example.com") in change.body
+    assert isinstance(change, EmailMultiAlternatives)
+    html = str(change.alternatives[0][0])
+    assert "someone.else@example.com" not in html and submission.submission_id in html
+
+
+@pytest.mark.parametrize("new_email", ["owner@example.jp", "Owner@Example.JP"])
+def test_the_same_address_again_tells_nobody(program, django_capture_on_commit_callbacks, new_email):
+    CustomerFactory.create(customer_id="C0000001", email="owner@example.jp")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        create(program, contact_email=new_email)
+
+    assert [m.to for m in mail.outbox] == [[new_email]]
+
+
+def test_with_no_earlier_address_only_the_confirmation_is_sent(program, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        create(program, contact_email="first@example.jp")
+
+    assert [m.to for m in mail.outbox] == [["first@example.jp"]]
+
+
+def test_a_refused_application_tells_nobody(program, django_capture_on_commit_callbacks):
+    CustomerFactory.create(customer_id="C0000001", email="owner@example.jp")
+
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(ApplicationInvalid):
+        create(program, contact_email="someone.else@example.com", payout_method="points:paypay")
+
+    assert mail.outbox == []
+    assert Submission.objects.count() == 0
+
+
+def test_a_charge_subjects_previous_address_is_its_customers(django_capture_on_commit_callbacks):
+    # Given a refund program whose subjects are charges, and a charge of a customer with an address
+    charge = ChargeFactory.create(subscription__customer__email="payer@example.jp")
+    refund = ReviewProgramFactory.create(
+        slug="apply-refund",
+        policy="overpayment",
+        status=Program.Status.OPEN,
+        application_deadline=None,
+        opens_at=jst(2024, 12, 1),
+        payout_methods=["bank_transfer"],
+        default_payout_method="bank_transfer",
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        create(refund, subject=charge.charge_id, contact_email="other@example.jp", payout_method="bank_transfer")
+
+    assert [m.to for m in mail.outbox] == [["other@example.jp"], ["payer@example.jp"]]
