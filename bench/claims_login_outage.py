@@ -365,11 +365,9 @@ def ensure_data(customers: int, seed: int, workers: int | None) -> Path:
     return directory
 
 
-def run_benchmark(arguments: argparse.Namespace) -> int:
-    server_url = os.environ.get("DATABASE_URL", "")
-    if not server_url.startswith(("postgres://", "postgresql://")):
-        print("DATABASE_URL must point at PostgreSQL: run under scripts/with-services.", file=sys.stderr)
-        return 2
+def run_benchmark(arguments: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+    """One size (arguments.customers): every step; returns the exit code and the figures."""
+    server_url = os.environ["DATABASE_URL"]
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE)
     directory = ensure_data(arguments.customers, arguments.seed, arguments.workers)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -483,18 +481,79 @@ def run_benchmark(arguments: argparse.Namespace) -> int:
     print_report(result)
     print_incremental(result)
     print(f"\nSaved {result_path}")
-    return 0 if all(code == 0 for code in exit_codes) else 1
+    return (0 if all(code == 0 for code in exit_codes) else 1), result
+
+
+# The steps whose growth with the data set the scale curve shows (issue 15 §3).
+SCALE_STEPS = ("floor", "preview", "run", "rerun", "recompute", "incremental", "single")
+
+
+def scale_figures(result: dict[str, Any]) -> dict[str, tuple[float, float | None]]:
+    """Step -> (seconds, peak RSS MB of the Python process; None for SQL-only steps)."""
+    figures: dict[str, tuple[float, float | None]] = {"floor": (result["floor"]["seconds"], None)}
+    for step in SCALE_STEPS[1:]:
+        measured = result.get(step) or result.get("steps", {}).get(step)
+        if measured:
+            figures[step] = (measured["seconds"], measured["peak_rss_mb"])
+    return figures
+
+
+def print_scale(results: list[dict[str, Any]]) -> None:
+    """Time and peak memory per step at each size, and each size's ratio to the first."""
+    per_size = [scale_figures(result) for result in results]
+    sizes = [result["customers"] for result in results]
+    print()
+    print(f"Scale curve: {', '.join(f'{n:,}' for n in sizes)} customers (ratios against {sizes[0]:,})")
+    header = " | ".join(f"{n:,}: s / MB / ×" for n in sizes)
+    print(f"| step | {header} |")
+    print("|---|" + "---:|" * len(sizes))
+    for step in SCALE_STEPS:
+        if step not in per_size[0]:
+            continue
+        first = per_size[0][step][0]
+        cells = []
+        for figures in per_size:
+            if step not in figures:
+                cells.append("–")
+                continue
+            seconds, rss = figures[step]
+            ratio = seconds / first if first else None
+            cells.append(f"{seconds:.2f} / {fmt(rss, '{:.0f}')} / {fmt(ratio, '{:.2f}')}")
+        print(f"| {step} | " + " | ".join(cells) + " |")
+    growth = sizes[-1] / sizes[0]
+    print(
+        f"(data grows {growth:.1f}×: linear means each step's × about {growth:.1f}; target run ≤ {growth * 1.1:.1f}×)"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument(
+        "--customers",
+        default="100000",
+        help="one size, or a comma-separated list run one after another in this invocation (e.g. 1000000,3000000)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=None, help="generator processes")
     parser.add_argument("--keep-database", action="store_true", help=f"keep the {BENCH_DATABASE} database")
     parser.add_argument("--skip-rerun", action="store_true")
     parser.add_argument("--skip-incremental", action="store_true", help="no incremental or other-policy steps")
-    return run_benchmark(parser.parse_args())
+    arguments = parser.parse_args()
+    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        print("DATABASE_URL must point at PostgreSQL: run under scripts/with-services.", file=sys.stderr)
+        return 2
+    try:
+        sizes = [int(size.replace("_", "")) for size in str(arguments.customers).split(",") if size.strip()]
+    except ValueError:
+        parser.error(f"--customers: not a number or a list of numbers: {arguments.customers!r}")
+    codes, results = [], []
+    for size in sizes:
+        code, result = run_benchmark(argparse.Namespace(**{**vars(arguments), "customers": size}))
+        codes.append(code)
+        results.append(result)
+    if len(results) > 1:
+        print_scale(results)
+    return 0 if all(code == 0 for code in codes) else 1
 
 
 if __name__ == "__main__":
