@@ -485,7 +485,16 @@ def run_benchmark(arguments: argparse.Namespace) -> tuple[int, dict[str, Any]]:
 
 
 # The steps whose growth with the data set the scale curve shows (issue 15 §3).
-SCALE_STEPS = ("floor", "preview", "run", "rerun", "recompute", "incremental", "single")
+SCALE_STEPS = (
+    "floor",
+    "preview",
+    "run",
+    "rerun",
+    "recompute",
+    "incremental",
+    "single",
+    *(f"{slug} {step}" for slug in OTHER_PROGRAMS for step in ("first", "rerun")),
+)
 
 
 def scale_figures(result: dict[str, Any]) -> dict[str, tuple[float, float | None]]:
@@ -538,6 +547,9 @@ def main() -> int:
     parser.add_argument("--keep-database", action="store_true", help=f"keep the {BENCH_DATABASE} database")
     parser.add_argument("--skip-rerun", action="store_true")
     parser.add_argument("--skip-incremental", action="store_true", help="no incremental or other-policy steps")
+    parser.add_argument(
+        "--from-json", nargs="+", metavar="FILE", help="only print the scale curve of results saved by earlier runs"
+    )
     arguments = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
         print("DATABASE_URL must point at PostgreSQL: run under scripts/with-services.", file=sys.stderr)
@@ -546,6 +558,9 @@ def main() -> int:
         sizes = [int(size.replace("_", "")) for size in str(arguments.customers).split(",") if size.strip()]
     except ValueError:
         parser.error(f"--customers: not a number or a list of numbers: {arguments.customers!r}")
+    if arguments.from_json:
+        print_scale([json.loads(Path(path).read_text()) for path in arguments.from_json])
+        return 0
     codes, results = [], []
     for size in sizes:
         code, result = run_benchmark(argparse.Namespace(**{**vars(arguments), "customers": size}))
