@@ -18,6 +18,7 @@ from django.urls import reverse
 from claims.models import Policy, Program, Submission
 from support_portal.core.imports import python_path
 from support_portal.core.imports.csv_files import ErrorList, read_header
+from support_portal.core.imports.postgres import probes_stored_rows
 from support_portal.core.imports.schema import SPECS_BY_FILE_NAME
 from support_portal.core.imports.service import records_import
 from support_portal.core.models import ImportRun
@@ -831,3 +832,70 @@ def test_remedy_kinds_are_never_imported(good_dir: Path, tmp_path: Path, kind: s
     result = import_dir(write_files(tmp_path / "remedy", {"coupon_transactions.csv": body}))
     assert_errors(errors_of(result, "coupon_transactions.csv"), [(2, "kind", "not one of: charge, payment, reversal")])
     assert not CouponTransaction.objects.filter(pk="t9").exists()
+
+
+def _setting(name: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting(%s)", [name])
+        return str(cursor.fetchone()[0])
+
+
+def _analyze(table: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {table}")
+
+
+def test_a_small_file_into_a_large_table_merges_by_key_lookups_with_the_same_result(
+    good_dir: Path, tmp_path: Path
+) -> None:
+    # Given the good directory imported, then 400 more charges and 400 more logins stored (analysed)
+    import_dir(good_dir)
+    Charge.objects.bulk_create(
+        Charge(
+            charge_id=f"bulk{n}",
+            subscription_id="s1",
+            amount_jpy=550,
+            charged_at=datetime(2024, 4, 1, tzinfo=UTC),
+            period_start=date(2024, 4, 1),
+            period_end=date(2024, 5, 1),
+        )
+        for n in range(400)
+    )
+    Login.objects.bulk_create(
+        Login(customer_id="c2", logged_in_at=datetime(2023, 1, 1, tzinfo=UTC).replace(minute=n % 60, hour=n // 60))
+        for n in range(400)
+    )
+    _analyze("customers_charge")
+    _analyze("customers_login")
+    charges_spec, logins_spec = SPECS_BY_FILE_NAME["charges.csv"], SPECS_BY_FILE_NAME["logins.csv"]
+    with connection.cursor() as cursor:
+        # (a 3-row file is under a tenth of a 403-row table; a file as large as the table is not)
+        assert probes_stored_rows(cursor, charges_spec, staged_rows=3) is True
+        assert probes_stored_rows(cursor, charges_spec, staged_rows=1_000_000) is False
+        assert probes_stored_rows(cursor, logins_spec, staged_rows=2) is True
+    # When a charges file with one changed, one identical and one new row comes, and a logins file with
+    # one stored and one new login
+    charges = (
+        "charge_id,subscription_id,amount_jpy,charged_at,period_start,period_end,payment_method,promotional\n"
+        "ch1,s1,777,2024-04-01T10:00:00+09:00,2024-04-01,2024-05-01,,false\n"
+        "ch2,s1,550,2024-05-01T10:00:00,2024-05-01,2024-06-01,carrier,1\n"
+        "ch9,s2,100,2024-06-01T00:00:00,2024-06-01,2024-07-01,,\n"
+    )
+    logins = "customer_id,logged_in_at\nc1,2024-07-01T08:00:00\nc1,2024-07-03T08:00:00\n"
+    versions_before = dict(row_versions())
+    result = import_dir(write_files(tmp_path / "small", {"charges.csv": charges, "logins.csv": logins}))
+
+    # Then the counts and rows are what the hashing merge gives: one inserted and one updated charge,
+    # the identical one untouched, one new login
+    assert [(o.file_name, o.rows_inserted, o.rows_updated, o.errors) for o in result.files] == [
+        ("charges.csv", 1, 1, ()),
+        ("logins.csv", 1, 0, ()),
+    ]
+    assert Charge.objects.get(pk="ch1").amount_jpy == 777
+    assert Charge.objects.get(pk="ch9").amount_jpy == 100
+    assert dict(row_versions())["ch2"] == versions_before["ch2"]
+    assert Charge.objects.count() == 404
+    assert Login.objects.filter(customer_id="c1").count() == 3
+    assert Login.objects.count() == 403
+    # And the join settings are back as they were for the rest of the transaction
+    assert (_setting("enable_hashjoin"), _setting("enable_mergejoin")) == ("on", "on")
