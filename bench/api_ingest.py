@@ -20,9 +20,10 @@ plans and subscriptions with import_records (not timed). Then:
    from the first request to the last answer; every answer must be 200 and the table must hold N rows;
 4. TRUNCATE again, then the **append floor**: the same `--batch`-line slices COPYed straight into the
    live table, one transaction each, from plain psycopg connections (once from one, once from as many
-   as the API's clients, taking slices in turn) — no staging, no validation, no Python per row, no HTTP. Every batch after the first appends to a non-empty table, so its primary
-   key, index, foreign key and triggers are kept row by row, as any all-or-nothing batch that keeps
-   them must: the least the API's batches can cost, whatever the code above the database does.
+   as the API's clients, taking slices in turn) — no staging, no validation, no Python per row, no
+   HTTP. Every batch after the first appends to a non-empty table, so its primary key, index, foreign
+   key and triggers are kept row by row, as any all-or-nothing batch that keeps them must: the least
+   the API's batches can cost, whatever the code above the database does.
 
 Target: API wall time within 1.5x of import_records'. The append floor / import_records ratio says
 whether the target can be met at all with the table's constraints kept. Results printed (Markdown) and
