@@ -8,7 +8,7 @@ key. It reads only; writing is `claims.services.program_run`. PostgreSQL only (r
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from django.db import connection
 
@@ -18,9 +18,10 @@ from claims.engine.types import Entitlement, Line, Reason
 from claims.models import Policy, Program
 from support_portal.core.business_days import BusinessCalendar
 
-__all__ = ["Entitlement", "Line", "Reason", "compute_entitlements", "grants_held_elsewhere"]
+__all__ = ["Entitlement", "Line", "Reason", "compute_entitlements", "grants_held_elsewhere", "stream_entitlements"]
 
-POLICY_ENGINES: dict[str, Callable[..., list[Entitlement]]] = {
+# Each engine returns or yields its entitlements (the request-driven refund engines stream theirs).
+POLICY_ENGINES: dict[str, Callable[..., Iterable[Entitlement]]] = {
     Policy.LOGIN_OUTAGE_2024: login_outage.compute,
     Policy.COUPON_OUTAGE_2023: coupon_outage.compute,
     **refunds.POLICIES,
@@ -57,7 +58,7 @@ def compute_entitlements(
 ) -> list[Entitlement]:
     """Every subject's entitlement, or (`scope`) those of the given subjects only: the same answer for each."""
     require_postgresql()
-    entitlements = POLICY_ENGINES[program.policy](program=program, as_of=as_of, calendar=calendar, scope=scope)
+    entitlements = list(POLICY_ENGINES[program.policy](program=program, as_of=as_of, calendar=calendar, scope=scope))
     keys = sorted({line.grant_key for e in entitlements if e.eligible for line in e.lines if line.grant_key})
     owners = grants_held_elsewhere(program, keys)
     for entitlement in entitlements:
@@ -65,6 +66,18 @@ def compute_entitlements(
         finalize(entitlement)
     entitlements.sort(key=lambda e: e.subject)
     return entitlements
+
+
+def stream_entitlements(
+    *, program: Program, as_of: dt.datetime, calendar: BusinessCalendar, scope: Sequence[str] | None = None
+) -> Iterator[Entitlement]:
+    """The engine's entitlements one by one, finalized, in the engine's order and *before* exclusion by
+    other programs' grants: for the run's stage, which excludes them set-based afterwards
+    (claims.engine.staging.exclude_held_elsewhere, the same rule as `Entitlement.exclude_keys`)."""
+    require_postgresql()
+    for entitlement in POLICY_ENGINES[program.policy](program=program, as_of=as_of, calendar=calendar, scope=scope):
+        finalize(entitlement)
+        yield entitlement
 
 
 def finalize(entitlement: Entitlement) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django.db import connection
@@ -42,6 +42,19 @@ def fetch_all(sql: str, params: dict[str, Any] | Sequence[Any]) -> list[tuple[An
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+STREAM_FETCH_ROWS = 5_000
+
+
+def stream_all(sql: str, params: dict[str, Any] | Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+    """The rows of `sql` through a server-side cursor, `STREAM_FETCH_ROWS` at a time (inside the caller's
+    transaction: a run's or a preview's); memory holds one fetch. Between fetches the connection is free
+    for other statements (the stage's COPY)."""
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(STREAM_FETCH_ROWS):
+            yield from rows
 
 
 SCOPE_MARKER = re.compile(r"/\*in_scope:([\w.]+)\*/")

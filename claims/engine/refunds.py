@@ -12,19 +12,20 @@ Every line is integer yen; where a rule divides, the docstring of its function n
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from claims.engine.common import (
     CHARGE_COLUMNS,
+    OFFICIAL_SUBMISSIONS_SQL,
     ChargeFacts,
     OfficialSubmission,
     charge_facts,
     deadline_end,
     fetch_all,
     jst_days_between,
-    official_submissions,
     refund_entitlement,
     scope_param,
+    stream_all,
 )
 from claims.engine.types import Entitlement, Line, Reason
 from claims.models import Program
@@ -38,14 +39,7 @@ from claims.parameters import (
 from support_portal.core.business_days import BusinessCalendar, jst_date
 
 REQUESTS_SQL = f"""
-WITH official AS (
-    SELECT DISTINCT ON (subject) subject, submitted_at
-      FROM claims_submission
-     WHERE program_id = %(program)s AND (%(scope)s::text[] IS NULL OR subject = ANY(%(scope)s::text[]))
-     ORDER BY subject,
-              (%(deadline)s::timestamptz IS NULL OR submitted_at <= %(deadline)s::timestamptz) DESC,
-              submitted_at DESC, submission_id DESC
-)
+WITH official AS ({OFFICIAL_SUBMISSIONS_SQL})
 SELECT o.subject, {CHARGE_COLUMNS},
        -- the first non-promotional payment of the subscription (cooling-off's "first payment")
        NOT EXISTS (
@@ -60,7 +54,8 @@ SELECT o.subject, {CHARGE_COLUMNS},
                    OR (u.subscription_id IS NULL AND u.customer_id = s.customer_id))
               AND u.used_at >= c.charged_at AND u.used_at <= o.submitted_at
        ) AS used_since_payment,
-       s.auto_renew
+       s.auto_renew,
+       o.submission_id, o.submitted_at, o.on_time, o.payout_method, o.reason, o.fault, o.effective_at
   FROM official o
   LEFT JOIN customers_charge c ON c.charge_id = o.subject
   LEFT JOIN customers_subscription s ON s.subscription_id = c.subscription_id
@@ -86,17 +81,15 @@ def _charge_key(charge: ChargeFacts) -> str:
 
 def _requests(
     program: Program, calendar: BusinessCalendar, scope: Sequence[str] | None
-) -> list[tuple[Entitlement, ChargeFacts | None, OfficialSubmission, bool, bool, bool]]:
-    submissions = official_submissions(program, scope)
-    rows = fetch_all(
-        REQUESTS_SQL, {"program": program.slug, "deadline": deadline_end(program), "scope": scope_param(scope)}
-    )
-    result = []
-    for row in rows:
+) -> Iterator[tuple[Entitlement, ChargeFacts | None, OfficialSubmission, bool, bool, bool]]:
+    """Each request with its charge's facts and its official submission, streamed from one statement
+    (a server-side cursor): memory holds one fetch, not every request of a national program."""
+    params = {"program": program.slug, "deadline": deadline_end(program), "scope": scope_param(scope)}
+    for row in stream_all(REQUESTS_SQL, params):
         subject = row[0]
         charge = charge_facts(row[1:12])
         is_first, used, auto_renew = row[12], row[13], row[14]
-        submission = submissions[subject]
+        submission = OfficialSubmission(row[15], subject, *row[16:22])
         entitlement = refund_entitlement(
             subject=subject,
             charge=charge,
@@ -107,8 +100,7 @@ def _requests(
         )
         if entitlement.eligible and not submission.on_time:
             entitlement.eligible, entitlement.reason = False, Reason.LATE_APPLICATION
-        result.append((entitlement, charge, submission, bool(is_first), bool(used), bool(auto_renew)))
-    return result
+        yield entitlement, charge, submission, bool(is_first), bool(used), bool(auto_renew)
 
 
 def _not_eligible(entitlement: Entitlement, reason: str) -> Entitlement:
@@ -129,7 +121,7 @@ MERGE_REASONS = {"merged": Reason.MERGED, "declined": Reason.MERGE_DECLINED}
 
 def compute_autorenew(
     *, program: Program, as_of: dt.datetime, calendar: BusinessCalendar, scope: Sequence[str] | None = None
-) -> list[Entitlement]:
+) -> Iterator[Entitlement]:
     """Full refund of a renewal charge requested within `window_days` JST days of the charge (inclusive).
 
     No division, no rounding. A reason from `allowed_reasons` is required (`reason_required`). A claim
@@ -140,7 +132,6 @@ def compute_autorenew(
     assert isinstance(params, AutorenewParameters)
     # A recorded merge offer that ended in a merge or a withdrawal: nothing to refund (one query).
     merge_outcomes = dict(fetch_all(MERGE_OUTCOMES_SQL, {"program": program.pk})) if program.pk else {}
-    result = []
     for entitlement, charge, submission, is_first, _used, auto_renew in _requests(program, calendar, scope):
         if entitlement.eligible and charge is not None:
             if merge_outcomes.get(entitlement.subject) in MERGE_REASONS:
@@ -155,13 +146,12 @@ def compute_autorenew(
                 entitlement.lines = [
                     Line(f"refund {charge.charge_id}", charge.amount_jpy, RULE_AUTORENEW, _charge_key(charge))
                 ]
-        result.append(entitlement)
-    return result
+        yield entitlement
 
 
 def compute_cooling_off(
     *, program: Program, as_of: dt.datetime, calendar: BusinessCalendar, scope: Sequence[str] | None = None
-) -> list[Entitlement]:
+) -> Iterator[Entitlement]:
     """Withdrawal within `window_days` JST calendar days of a payment (request date <= charge date + 7).
 
     First payment: full refund, no usage since the payment required. Later cycle: the payment minus
@@ -170,7 +160,6 @@ def compute_cooling_off(
     """
     params = program.typed_parameters()
     assert isinstance(params, CoolingOffParameters)
-    result = []
     for entitlement, charge, submission, is_first, used, _auto in _requests(program, calendar, scope):
         if entitlement.eligible and charge is not None:
             if jst_days_between(charge.charged_at, submission.submitted_at) > params.window_days:
@@ -190,8 +179,7 @@ def compute_cooling_off(
                     entitlement.lines.append(Line("processing fee", -fee, RULE_COOLING_OFF_FEE))
                 if charge.amount_jpy - fee <= 0:
                     _not_eligible(entitlement, Reason.NOTHING_DUE)
-        result.append(entitlement)
-    return result
+        yield entitlement
 
 
 def add_months(day: dt.date, months: int) -> dt.date:
@@ -246,14 +234,13 @@ def _stopped_on(submission: OfficialSubmission) -> dt.date:
 
 def compute_service_failure(
     *, program: Program, as_of: dt.datetime, calendar: BusinessCalendar, scope: Sequence[str] | None = None
-) -> list[Entitlement]:
+) -> Iterator[Entitlement]:
     """Pro-rata refund of the undelivered part plus a penalty when the company is at fault.
 
     Penalty = refund * penalty_percent // 100 — rounded DOWN, a separate line.
     """
     params = program.typed_parameters()
     assert isinstance(params, ServiceFailureParameters)
-    result = []
     for entitlement, charge, submission, _first, _used, _auto in _requests(program, calendar, scope):
         if entitlement.eligible and charge is not None:
             refund, label, rule = unused_value(charge, _stopped_on(submission), cycle_max_days=params.cycle_max_days)
@@ -265,13 +252,12 @@ def compute_service_failure(
                 penalty = refund * params.penalty_percent // 100
                 if fault == "company" and penalty > 0:
                     entitlement.lines.append(Line(f"penalty {params.penalty_percent}%", penalty, RULE_PENALTY))
-        result.append(entitlement)
-    return result
+        yield entitlement
 
 
 def compute_company_termination(
     *, program: Program, as_of: dt.datetime, calendar: BusinessCalendar, scope: Sequence[str] | None = None
-) -> list[Entitlement]:
+) -> Iterator[Entitlement]:
     """Unused part at the termination date minus fee = max(base * fee_percent // 100, minimum_fee_jpy).
 
     The base is `unused_value` (rounded DOWN); the fee's percentage is rounded DOWN; the fee line is
@@ -279,7 +265,6 @@ def compute_company_termination(
     """
     params = program.typed_parameters()
     assert isinstance(params, CompanyTerminationParameters)
-    result = []
     for entitlement, charge, submission, _first, _used, _auto in _requests(program, calendar, scope):
         if entitlement.eligible and charge is not None:
             base, label, _rule = unused_value(charge, _stopped_on(submission), cycle_max_days=params.cycle_max_days)
@@ -291,8 +276,7 @@ def compute_company_termination(
                     Line(label, base, RULE_TERMINATION_BASE, _charge_key(charge)),
                     Line("termination fee", -fee, RULE_TERMINATION_FEE),
                 ]
-        result.append(entitlement)
-    return result
+        yield entitlement
 
 
 OVERPAID_SQL = f"""
@@ -316,9 +300,12 @@ subjects AS (
     UNION ALL
     SELECT DISTINCT subject, false FROM claims_submission
      WHERE program_id = %(program)s AND subject NOT IN (SELECT charge_id FROM ranked WHERE n > 1)
-)
-SELECT x.subject, {CHARGE_COLUMNS}, x.overpaid
+),
+official AS ({OFFICIAL_SUBMISSIONS_SQL})
+SELECT x.subject, {CHARGE_COLUMNS}, x.overpaid,
+       o.submission_id, o.submitted_at, o.on_time, o.payout_method, o.reason, o.fault, o.effective_at
   FROM (SELECT * FROM subjects WHERE %(scope)s::text[] IS NULL OR subject = ANY(%(scope)s::text[])) x
+  LEFT JOIN official o ON o.subject = x.subject
   LEFT JOIN customers_charge c ON c.charge_id = x.subject
   LEFT JOIN customers_subscription s ON s.subscription_id = c.subscription_id
   LEFT JOIN customers_plan p ON p.plan_code = s.plan_id
@@ -327,7 +314,7 @@ SELECT x.subject, {CHARGE_COLUMNS}, x.overpaid
 
 def compute_overpayment(
     *, program: Program, as_of: dt.datetime, calendar: BusinessCalendar, scope: Sequence[str] | None = None
-) -> list[Entitlement]:
+) -> Iterator[Entitlement]:
     """Every charge of a subscription after the first for the same service period is overpaid.
 
     No application needed (the company refunds on its own initiative; the request date for the
@@ -336,11 +323,10 @@ def compute_overpayment(
     """
     params = program.typed_parameters()
     assert isinstance(params, OverpaymentParameters)
-    submissions = official_submissions(program, scope)
-    result = []
-    for row in fetch_all(OVERPAID_SQL, {"program": program.slug, "scope": scope_param(scope)}):
+    query = {"program": program.slug, "deadline": deadline_end(program), "scope": scope_param(scope)}
+    for row in stream_all(OVERPAID_SQL, query):
         subject, charge, overpaid = row[0], charge_facts(row[1:12]), row[12]
-        submission = submissions.get(subject)
+        submission = OfficialSubmission(row[13], subject, *row[14:20]) if row[13] is not None else None
         entitlement = refund_entitlement(
             subject=subject,
             charge=charge,
@@ -363,11 +349,10 @@ def compute_overpayment(
                     entitlement.lines.append(Line("refund cost (member fault)", -cost, RULE_OVERPAYMENT_COST))
                 if charge.amount_jpy - (cost if fault == "member" else 0) <= 0:
                     _not_eligible(entitlement, Reason.NOTHING_DUE)
-        result.append(entitlement)
-    return result
+        yield entitlement
 
 
-POLICIES: dict[str, Callable[..., list[Entitlement]]] = {
+POLICIES: dict[str, Callable[..., Iterable[Entitlement]]] = {
     "autorenew-60day": compute_autorenew,
     "cooling-off-7day": compute_cooling_off,
     "service-failure-prorata": compute_service_failure,

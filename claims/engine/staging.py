@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 
 from django.db import connection
 
-from claims.engine import Entitlement, Reason, compute_entitlements, login_outage
+from claims.engine import Entitlement, Reason, login_outage, stream_entitlements
 from claims.engine.common import STAGE_ENTITLEMENTS as ENTITLEMENTS
 from claims.engine.common import STAGE_LINES as LINES
 from claims.engine.common import fetch_all
@@ -82,16 +82,31 @@ def drop_tables() -> None:
         cursor.execute(DROP_SQL)
 
 
+# Entitlements held in memory at once while the stage is filled (a COPY of each table per chunk).
+COPY_CHUNK = 10_000
+
+
 def _copy_entitlements(entitlements: Iterable[Entitlement]) -> None:
-    """COPY the Python engine's entitlements (small policies) into the stage tables."""
+    """COPY the Python engine's entitlements into the stage tables, `COPY_CHUNK` at a time: an engine
+    that streams its rows (the refund policies) then keeps memory flat whatever the program's size."""
+    chunk: list[Entitlement] = []
+    for entitlement in entitlements:
+        chunk.append(entitlement)
+        if len(chunk) == COPY_CHUNK:
+            _copy_chunk(chunk)
+            chunk = []
+    if chunk:
+        _copy_chunk(chunk)
+
+
+def _copy_chunk(entitlements: list[Entitlement]) -> None:
     with connection.cursor() as cursor:
         raw = cursor.cursor
-        entitlement_list = list(entitlements)
         with raw.copy(
             f"COPY {ENTITLEMENTS} (subject, customer_id, payee_id, eligible, reason, official_submission_id,"
             " payout_method, provider_request_due_on, note, changes_on) FROM STDIN"
         ) as copy:
-            for e in entitlement_list:
+            for e in entitlements:
                 copy.write_row(
                     (
                         e.subject,
@@ -110,7 +125,7 @@ def _copy_entitlements(entitlements: Iterable[Entitlement]) -> None:
             f"COPY {LINES} (subject, position, label, amount_jpy, rule, grant_key, cover_key, excluded_reason)"
             " FROM STDIN"
         ) as copy:
-            for e in entitlement_list:
+            for e in entitlements:
                 cover = ""
                 for position, line in enumerate(e.lines, start=1):
                     cover = line.grant_key or cover
@@ -141,7 +156,9 @@ UPDATE {ENTITLEMENTS} e SET payee_id = NULL
 
 def _stage_from_python(*, program: Program, as_of: dt.datetime, calendar: BusinessCalendar, scoped: bool) -> None:
     scope = [subject for (subject,) in fetch_all("SELECT subject FROM claims_stage_scope", {})] if scoped else None
-    _copy_entitlements(compute_entitlements(program=program, as_of=as_of, calendar=calendar, scope=scope))
+    # Other programs' grants are excluded set-based after staging (exclude_held_elsewhere), so the
+    # entitlements go in as the engine yields them: nothing collects them all.
+    _copy_entitlements(stream_entitlements(program=program, as_of=as_of, calendar=calendar, scope=scope))
     with connection.cursor() as cursor:
         cursor.execute(FORGET_UNKNOWN_CUSTOMERS_SQL)
 

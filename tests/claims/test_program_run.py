@@ -485,3 +485,53 @@ def test_dry_run_csv_writes_a_formula_looking_subject_as_text_in_both_paths(cale
     assert '\'=HYPERLINK("https://evil.example")' in subjects
     assert not any(subject.startswith("=") for subject in subjects)
     assert streamed.getvalue() == expected.getvalue()
+
+
+@pytest.mark.django_db
+def test_a_refund_run_streamed_in_small_fetches_and_copies_stores_what_the_python_preview_computes(
+    calendar, monkeypatch
+):
+    # Given seven cooling-off requests (on time, late, some used, two charges already refunded by
+    # another program) and fetches of 3 rows and COPYs of 2 entitlements, so every boundary is crossed
+    from claims.engine import common, compute_entitlements  # noqa: PLC0415
+
+    monkeypatch.setattr(common, "STREAM_FETCH_ROWS", 3)
+    monkeypatch.setattr(staging, "COPY_CHUNK", 2)
+    cooling_off, autorenew = template("cooling-off-7day"), template("autorenew-60day")
+    charges = [ChargeFactory.create(amount_jpy=1000 + n, charged_at=jst(2024, 9, 1 + n, 3)) for n in range(7)]
+    for n, charge in enumerate(charges):
+        submitted = jst(2024, 9, 3 + n + (9 if n == 4 else 0))  # the fifth one is outside the 7 days
+        SubmissionFactory.create(program=cooling_off, subject=charge.charge_id, submitted_at=submitted)
+    for charge in charges[5:]:
+        SubmissionFactory.create(
+            program=autorenew, subject=charge.charge_id, submitted_at=jst(2024, 9, 20), reason="price"
+        )
+    program_run(program=autorenew, actor=None, as_of=AS_OF, calendar=calendar)
+    expected = {
+        e.subject: (e.eligible, e.amount_jpy, e.reason, [(line.amount_jpy, line.excluded_reason) for line in e.lines])
+        for e in compute_entitlements(program=cooling_off, as_of=AS_OF, calendar=calendar)
+    }
+
+    # When the program runs
+    result = program_run(program=cooling_off, actor=None, as_of=AS_OF, calendar=calendar)
+
+    # Then every request is stored once, exactly as the (unstreamed) Python preview computed it
+    stored = {
+        claim.subject: (
+            claim.eligible,
+            claim.amount_jpy,
+            claim.reason,
+            [(line.amount_jpy, line.excluded_reason) for line in claim.lines.order_by("position")],
+        )
+        for claim in Claim.objects.filter(program=cooling_off)
+    }
+    assert (result.total, result.created) == (7, 7)
+    assert stored == expected
+    assert sorted(subject for subject, value in stored.items() if value[0]) == sorted(
+        charge.charge_id for n, charge in enumerate(charges) if n not in (4, 5, 6)
+    )
+    assert [stored[charge.charge_id][2] for charge in charges[4:]] == [
+        "outside_window",
+        "already_compensated:autorenew-60day",
+        "already_compensated:autorenew-60day",
+    ]
