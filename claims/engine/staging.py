@@ -9,8 +9,11 @@
   before it, excluded reason).
 
 `login-outage-2024` (the policy with a population in the millions) fills them with SQL alone
-(`login_outage.stage`); the other policies work on a few thousand requests: their Python engine's
-entitlements are copied in with COPY. Everything after staging is set-based SQL (claims.services).
+(`login_outage.stage`); the other policies' Python engines' entitlements are copied in with COPY,
+`COPY_CHUNK` at a time. The refund engines stream their rows from a server-side cursor, so a run holds
+one chunk of them; coupon-outage-2023's engine still builds its list (it first matches every class-B
+payment with the reversals of its coupon, in memory).
+Everything after staging is set-based SQL (claims.services).
 
 The tables live in the run's transaction (dropped at the start of the next run and at the end).
 """
