@@ -793,7 +793,7 @@ def _insert_all(cursor: Any, spec: FileSpec) -> tuple[int, int]:
 # staged row, instead of hashing the whole table (below).
 PROBE_RATIO = 10
 # Bytes per stored row assumed when the table's statistics count fewer rows than its size suggests (rows
-# are 60–150 bytes here: the estimate errs low, towards hashing, which is never worse than today).
+# are 60–150 bytes here: the estimate errs low, towards hashing, the plan the planner would choose anyway).
 _BYTES_PER_ROW_BOUND = 200
 
 
