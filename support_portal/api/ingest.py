@@ -25,7 +25,7 @@ from django.utils import timezone
 from support_portal.api.models import ApiKey, IdempotencyRecord
 from support_portal.core.audit import api_key_actor
 from support_portal.core.imports.csv_files import RowError
-from support_portal.core.imports.schema import SPECS_BY_FILE_NAME, FileSpec, Reason
+from support_portal.core.imports.schema import FALSE_VALUES, SPECS_BY_FILE_NAME, TRUE_VALUES, FileSpec, Reason
 from support_portal.core.imports.service import records_import
 from support_portal.core.models import ImportRun
 
@@ -118,25 +118,51 @@ def _batch_columns(spec: FileSpec, records: list[Any]) -> tuple[dict[str, None],
     return present, errors
 
 
+def _empty_cells(spec: FileSpec, absent: list[str]) -> tuple[str, ...] | None:
+    """The cells that store what the absent columns would (each column's empty value, spelled out), or
+    None when one of them has no such spelling."""
+    cells = []
+    for name in absent:
+        value = spec.by_name[name].empty_value
+        if value is None or value == "":
+            cells.append("")
+        elif isinstance(value, bool):
+            cells.append(FALSE_VALUES[0] if not value else TRUE_VALUES[0])
+        elif type(value) in {int, str}:
+            cells.append(str(value))
+        else:
+            return None
+    return tuple(cells)
+
+
 def _as_csv(file_name: str, records: list[Any]) -> tuple[bytes | None, list[str]]:
     """The batch as the CSV file of its kind (columns: the required ones, then the others in the order
-    they first appear), or the errors that keep it from being one."""
+    they first appear), or the errors that keep it from being one.
+
+    Columns no record has are written too, each cell holding the column's empty value (a boolean's
+    `false`, a text's empty string): the import stores exactly what it stores for an absent column, and a
+    file with every column can be COPYed straight into its table (`postgres._load_appended`) instead of
+    through staging."""
     spec = SPECS_BY_FILE_NAME[file_name]
     present, errors = _batch_columns(spec, records)
     if errors:
         return None, errors
     columns = list(present)
+    absent = [name for name in spec.column_names if name not in present]
+    filled = _empty_cells(spec, absent)
+    tail = filled or ()
     pick = operator.itemgetter(*columns)
     count = len(columns)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
+    writer.writerow(columns + absent if filled is not None else columns)
     if count == 1:
-        writer.writerows([record.get(columns[0])] for record in records)
+        writer.writerows([record.get(columns[0]), *tail] for record in records)
     else:
         # A record with every column is picked in one call; one without some gets empties for them.
         writer.writerows(
-            pick(record) if len(record) == count else [record.get(name) for name in columns] for record in records
+            (pick(record) if len(record) == count else tuple(record.get(name) for name in columns)) + tail
+            for record in records
         )
     return out.getvalue().encode(), []
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from pghistory.models import Events
 
 from support_portal.api.ingest import MAX_RECORDS
@@ -142,6 +144,58 @@ def test_malformed_json_and_a_non_array_body_are_400_and_write_nothing(client: C
     assert malformed.json()["errors"][0].startswith("body: not valid JSON")
     assert not_array.json()["errors"] == ["body: must be a JSON array of records"]
     assert state() == (0, 0, 0)
+
+
+def test_json_the_fast_parser_refuses_is_read_as_the_standard_library_reads_it(client: Client, ingest_key) -> None:
+    # Given a charge whose amount is an integer past 64 bits (valid JSON that orjson does not take), in a
+    # UTF-16 body (JSON that orjson, UTF-8 only, does not take either)
+    subscription = SubscriptionFactory.create()
+    record = {
+        "charge_id": "CHBIG",
+        "subscription_id": subscription.subscription_id,
+        "amount_jpy": 2**70,
+        "charged_at": "2024-09-01T00:00:00+09:00",
+        "period_start": "2024-09-01",
+        "period_end": "2024-10-01",
+        "promotional": False,
+    }
+    big = post_json(client, CHARGES, [record], key=ingest_key.key)
+    utf16 = post_json(client, CHARGES, json.dumps([{**record, "amount_jpy": 550}]).encode("utf-16"), key=ingest_key.key)
+    # Then the big amount is the importer's record error, not a JSON error, and the UTF-16 batch loads
+    assert big.status_code == 400
+    assert [error.split(": ")[:2] for error in big.json()["errors"]] == [["records[0]", "amount_jpy"]]
+    assert utf16.status_code == 200
+    assert list(Charge.objects.values_list("charge_id", "amount_jpy")) == [("CHBIG", 550)]
+
+
+def test_charges_without_the_optional_columns_append_straight_into_the_table_as_their_empty_values(
+    client: Client, ingest_key
+) -> None:
+    # Given one charge stored, and a batch of two more without payment_method or promotional
+    subscription = SubscriptionFactory.create()
+
+    def charge(charge_id: str) -> dict[str, object]:
+        return {
+            "charge_id": charge_id,
+            "subscription_id": subscription.subscription_id,
+            "amount_jpy": 550,
+            "charged_at": "2024-09-01T00:00:00+09:00",
+            "period_start": "2024-09-01",
+            "period_end": "2024-10-01",
+        }
+
+    assert post_json(client, CHARGES, [charge("CH0")], key=ingest_key.key).status_code == 200
+    # When the batch is pushed into the table that holds a charge
+    with CaptureQueriesContext(connection) as captured:
+        response = post_json(client, CHARGES, [charge("CH1"), charge("CH2")], key=ingest_key.key)
+    # Then both are stored with the columns' empty values, COPYed into the table (no staging table)
+    assert (response.status_code, response.json()["inserted"], response.json()["updated"]) == (200, 2, 0)
+    assert sorted(Charge.objects.values_list("charge_id", "payment_method", "promotional")) == [
+        ("CH0", "", False),
+        ("CH1", "", False),
+        ("CH2", "", False),
+    ]
+    assert [q["sql"] for q in captured.captured_queries if "import_records_staging" in q["sql"]] == []
 
 
 def test_more_than_10000_records_is_413_and_writes_nothing(client: Client, ingest_key) -> None:

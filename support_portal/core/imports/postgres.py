@@ -7,6 +7,9 @@ while `line_check` matches them against the format patterns in this (otherwise i
    its foreign keys and secondary indexes set aside; rebuild the indexes by sorting and re-add the keys
    NOT VALID + VALIDATE (one join). Anything wrong (bytes not plainly valid, a duplicate id, an unknown
    reference, a CHECK) undoes it all (savepoint) and the file goes through staging from the start.
+   Into a table that holds rows, a small file (or one far smaller than the table) is tried the same way
+   as an append (`_load_appended`): COPY into the table with everything kept; a stored id sends it
+   through staging.
 2. Otherwise COPY into a TEMP table of text columns with a line number. If the bytes were plainly valid,
    one `INSERT … SELECT … ON CONFLICT` writes the rows that are new or differ (a hash anti-join leaves
    identical rows out, so they are never locked, rewritten or audited), its casts, the column types and
@@ -128,10 +131,15 @@ def load_file(
         _configure(cursor, cores_shared=cores_shared)
         target_empty = _is_empty(cursor, spec)
         counts: LoadCounts | None = None
-        if target_empty and rewind is not None and _direct_eligible(cursor, spec, header):
-            counts = _load_direct(cursor, spec, header, stream, reporter, await_references)
+        if (
+            rewind is not None
+            and _direct_eligible(cursor, spec, header)
+            and (target_empty or _appends_cheaply(cursor, spec, total_bytes=total_bytes))
+        ):
+            load = _load_direct if target_empty else _load_appended
+            counts = load(cursor, spec, header, stream, reporter, await_references)
             if counts is None:
-                reporter.phase("not plainly valid; loading through staging")
+                reporter.phase("not plainly new and valid; loading through staging")
                 header, stream = rewind()
         if counts is None:
             counts = _load_staged(
@@ -320,17 +328,13 @@ def _load_direct(  # noqa: PLR0917 - private helper, called once
     index), a bad day or too large a number the input function, a too long id its varchar type, a row
     check its CHECK constraint. Any failure undoes everything (savepoint) and returns None.
     """
-    columns = [spec.by_name[name] for name in header.names]
-    column_list = ", ".join(q(column.db_column) for column in columns)
-    not_null_text = [q(column.db_column) for column in columns if column.kind in TEXT_KINDS and not column.nullable]
-    options = "FORMAT csv, HEADER false" + (f", FORCE_NOT_NULL ({', '.join(not_null_text)})" if not_null_text else "")
     checker = LineChecker(spec, header.names, direct=True)
     try:
         with transaction.atomic():
             restore = _set_aside_indexes_and_keys(cursor, spec, with_keys=True)
             rows = _copy_rows(
                 cursor.cursor,
-                f"COPY {q(spec.table)} ({column_list}) FROM STDIN ({options})",
+                _direct_copy_sql(spec, header),
                 header,
                 stream,
                 reporter,
@@ -339,6 +343,76 @@ def _load_direct(  # noqa: PLR0917 - private helper, called once
             )
             reporter.phase(f"{rows:,} rows copied; building indexes and checking references")
             _restore_indexes_and_keys(cursor, restore, await_references)
+    except (_NotPlain, CopyFailed, psycopg.Error, DatabaseError):
+        return None
+    return LoadCounts(rows_read=rows, rows_inserted=rows, rows_updated=0)
+
+
+def _direct_copy_sql(spec: FileSpec, header: Header) -> str:
+    """COPY of the file's rows straight into the table (the columns as the header orders them)."""
+    columns = [spec.by_name[name] for name in header.names]
+    column_list = ", ".join(q(column.db_column) for column in columns)
+    not_null_text = [q(column.db_column) for column in columns if column.kind in TEXT_KINDS and not column.nullable]
+    options = "FORMAT csv, HEADER false" + (f", FORCE_NOT_NULL ({', '.join(not_null_text)})" if not_null_text else "")
+    return f"COPY {q(spec.table)} ({column_list}) FROM STDIN ({options})"
+
+
+# A file up to this size (an API batch of 10,000 records is 1–2 MB), or this many times smaller than its
+# table, is first tried as an append: should it hold a stored id after all, at most this much was sent
+# for nothing before it goes through staging.
+APPEND_TRIAL_MAX_BYTES = 16 * 1024 * 1024
+
+
+def _appends_cheaply(cursor: Any, spec: FileSpec, *, total_bytes: int) -> bool:
+    if not _id_is_unique(spec):
+        return False  # without a unique id nothing would refuse a row already stored
+    if total_bytes <= APPEND_TRIAL_MAX_BYTES:
+        return True
+    cursor.execute("SELECT pg_relation_size(%s::regclass)", [spec.table])
+    return PROBE_RATIO * total_bytes < int(cursor.fetchone()[0])
+
+
+def _load_appended(  # noqa: PLR0917 - private helper, called once
+    cursor: Any,
+    spec: FileSpec,
+    header: Header,
+    stream: ReadableBytes,
+    reporter: _ProgressReporter,
+    await_references: Callable[[], None],
+) -> LoadCounts | None:
+    """A file of new rows into a table that holds others (an API batch, a day's new charges): COPY straight
+    into the table, its keys, indexes, foreign keys and triggers all kept, or undo it and return None.
+
+    Staging would cost a second copy of every row and a join to learn that no row is stored yet. Here the
+    bytes are checked as for the direct path, and the table refuses the rest in the COPY itself: a stored
+    or repeated id its primary key (the file then goes through staging, which merges it), an unknown
+    reference its foreign keys (checked at once, not at commit), a row check its CHECK constraint. The
+    audit insert triggers skip the rows (the ImportRun records them), as for the staged INSERT.
+    """
+    await_references()  # the foreign keys are checked as the rows arrive
+    keys = ", ".join(q(name) for name in _foreign_key_names(cursor, spec))
+    ignored = insert_audit_trigger_ids(spec.model)
+    checker = LineChecker(spec, header.names, direct=True)
+    try:
+        # SET CONSTRAINTS and the trigger variable are undone with the savepoint should the COPY fail.
+        with transaction.atomic():
+            if keys:
+                cursor.execute(f"SET CONSTRAINTS {keys} IMMEDIATE")
+            if ignored:
+                _ignore_triggers(cursor, ignored)
+            rows = _copy_rows(
+                cursor.cursor,
+                _direct_copy_sql(spec, header),
+                header,
+                stream,
+                reporter,
+                checker,
+                stop_when_not_plain=True,
+            )
+            if ignored:
+                _ignore_triggers(cursor, ())
+            if keys:
+                cursor.execute(f"SET CONSTRAINTS {keys} DEFERRED")
     except (_NotPlain, CopyFailed, psycopg.Error, DatabaseError):
         return None
     return LoadCounts(rows_read=rows, rows_inserted=rows, rows_updated=0)

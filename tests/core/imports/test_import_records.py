@@ -13,6 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from claims.models import Policy, Program, Submission
@@ -899,3 +900,100 @@ def test_a_small_file_into_a_large_table_merges_by_key_lookups_with_the_same_res
     assert Login.objects.count() == 403
     # And the join settings are back as they were for the rest of the transaction
     assert (_setting("enable_hashjoin"), _setting("enable_mergejoin")) == ("on", "on")
+
+
+def _staging_statements(captured: CaptureQueriesContext) -> list[str]:
+    return [query["sql"] for query in captured.captured_queries if "import_records_staging" in query["sql"]]
+
+
+def _charge_changes() -> list[tuple[int, str, str]]:
+    """(change, kind, key) of every statement that wrote charges, as the claims engine's triggers saw it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.id, k.kind, k.key FROM claims_inputchange c JOIN claims_inputchangekey k ON k.change_id = c.id "
+            "WHERE c.table_name = 'customers_charge' ORDER BY 1, 2, 3"
+        )
+        return cursor.fetchall()
+
+
+CHARGES_HEADER = "charge_id,subscription_id,amount_jpy,charged_at,period_start,period_end,payment_method,promotional\n"
+
+
+def test_new_rows_into_a_table_that_holds_others_are_copied_straight_in_with_its_triggers(
+    good_dir: Path, tmp_path: Path
+) -> None:
+    # Given the good directory imported (three charges stored)
+    assert import_dir(good_dir).ok
+    events_before, changes_before = event_counts(), _charge_changes()
+    # When a file of two new charges comes
+    charges = CHARGES_HEADER + (
+        "ch7,s1,550,2024-06-01T10:00:00+09:00,2024-06-01,2024-07-01,card,false\n"
+        "ch8,s2,100,2024-06-01T10:00:00+09:00,2024-06-01,2024-07-01,points,true\n"
+    )
+    with CaptureQueriesContext(connection) as captured:
+        result = import_dir(write_files(tmp_path / "new", {"charges.csv": charges}))
+    # Then they are inserted without a staging table, with no insert audit event, and the claims engine's
+    # change capture recorded the one statement with the subscriptions of both
+    assert [(o.status, o.rows_read, o.rows_inserted, o.rows_updated) for o in result.files] == [("succeeded", 2, 2, 0)]
+    assert _staging_statements(captured) == []
+    ch7, ch8 = Charge.objects.get(pk="ch7"), Charge.objects.get(pk="ch8")
+    assert (ch7.amount_jpy, ch7.charged_at, ch7.payment_method, ch7.promotional) == (
+        550,
+        datetime(2024, 6, 1, 1, 0, tzinfo=UTC),
+        "card",
+        False,
+    )
+    assert (ch8.subscription_id, ch8.amount_jpy, ch8.promotional) == ("s2", 100, True)
+    assert Charge.objects.count() == 5
+    assert event_counts() == events_before
+    new_changes = _charge_changes()[len(changes_before) :]
+    assert [(kind, key) for _change, kind, key in new_changes] == [("b", "s1"), ("b", "s2")]
+    assert len({change for change, _kind, _key in new_changes}) == 1
+    run = ImportRun.objects.latest("pk")
+    assert (run.status, run.rows_inserted) == ("succeeded", 2)
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        # a stored id (changed) among new ones: merged through staging
+        (
+            "ch9,s1,550,2024-06-01T10:00:00,2024-06-01,2024-07-01,card,false\n"
+            "ch1,s1,777,2024-04-01T10:00:00+09:00,2024-04-01,2024-05-01,card,false\n",
+            ("succeeded", 1, 1, []),
+        ),
+        # a reference to no subscription: the staged diagnostics name it
+        (
+            "ch9,s1,550,2024-06-01T10:00:00,2024-06-01,2024-07-01,card,false\n"
+            "ch10,s404,550,2024-06-01T10:00:00,2024-06-01,2024-07-01,card,false\n",
+            ("rejected", 0, 0, [(3, "subscription_id")]),
+        ),
+        # an id twice in the file
+        (
+            "ch9,s1,550,2024-06-01T10:00:00,2024-06-01,2024-07-01,card,false\n"
+            "ch9,s1,550,2024-06-01T10:00:00,2024-06-01,2024-07-01,card,false\n",
+            ("rejected", 0, 0, [(2, "charge_id"), (3, "charge_id")]),
+        ),
+    ],
+)
+def test_a_file_the_table_refuses_as_an_append_goes_through_staging_as_if_never_tried(
+    good_dir: Path, tmp_path: Path, rows: str, expected: tuple
+) -> None:
+    # Given the good directory imported
+    assert import_dir(good_dir).ok
+    versions_before = dict(row_versions())
+    # When a file the append cannot store comes
+    with CaptureQueriesContext(connection) as captured:
+        result = import_dir(write_files(tmp_path / "refused", {"charges.csv": CHARGES_HEADER + rows}))
+    # Then staging decides, with the counts and errors of a file that never went the append way
+    (outcome,) = result.files
+    status, inserted, updated, errors = expected
+    assert (outcome.status, outcome.rows_inserted, outcome.rows_updated) == (status, inserted, updated)
+    assert [(error.line, error.column) for error in outcome.errors] == errors
+    assert _staging_statements(captured) != []
+    stored = {"ch1", "ch2", "ch3"} | ({"ch9"} if status == "succeeded" else set())
+    assert set(Charge.objects.values_list("pk", flat=True)) == stored
+    if status == "succeeded":
+        assert Charge.objects.get(pk="ch1").amount_jpy == 777
+    else:
+        assert dict(row_versions()) == versions_before
