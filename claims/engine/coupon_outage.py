@@ -18,8 +18,9 @@ Class A: original expiry <= `original_expiry_until` and balance at `extended_exp
 Who applies: coupons in the app and not withdrawn need no application for class A (rule
 `not_required_for_app_coupons`); class B always needs the customer's call (a submission).
 
-Set-based: one statement for balances of every candidate coupon, one for the outage-window payments
-with their duplicate check (a LAG window) and store confirmations, one for reversals of those coupons.
+Set-based: one statement for the outage-window payments with their duplicate check (a LAG window) and
+store confirmations, one for reversals of those coupons, and one, streamed, for the balances of every
+candidate coupon with its official submission.
 """
 
 from __future__ import annotations
@@ -27,15 +28,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from claims.engine.common import (
+    OFFICIAL_SUBMISSIONS_SQL,
     OfficialSubmission,
     application_reason,
+    deadline_end,
     fetch_all,
-    official_submissions,
     payout_method_for,
     scope_param,
+    stream_all,
 )
 from claims.engine.types import Entitlement, Line, Reason
 from claims.models import ApplicationRule, Program
@@ -73,21 +76,31 @@ SELECT coupon_id, amount_jpy, occurred_at FROM customers_coupontransaction
  ORDER BY coupon_id, occurred_at, transaction_id
 """
 
-BALANCES_SQL = """
-SELECT cp.inquiry_number, cp.customer_id, cp.expires_at <= %(original_until)s AS class_a_expiry,
-       cp.via_app AND NOT cp.app_withdrawn AS in_app,
-       cp.face_value_jpy + COALESCE(sum(
-           CASE WHEN t.occurred_at < %(extended)s THEN
-                CASE t.kind WHEN 'payment' THEN -t.amount_jpy ELSE t.amount_jpy END END), 0) AS balance_extended,
-       cp.face_value_jpy + COALESCE(sum(
-           CASE WHEN t.occurred_at < %(remedy)s THEN
-                CASE t.kind WHEN 'payment' THEN -t.amount_jpy ELSE t.amount_jpy END END), 0) AS balance_remedy
-  FROM customers_coupon cp
-  LEFT JOIN customers_coupontransaction t
-         ON t.coupon_id = cp.inquiry_number AND t.kind IN ('charge', 'payment', 'reversal')
- WHERE (cp.expires_at <= %(original_until)s OR cp.inquiry_number = ANY(%(also)s))
-   AND (%(scope)s::text[] IS NULL OR cp.inquiry_number = ANY(%(scope)s::text[]))
- GROUP BY cp.inquiry_number
+# Every candidate coupon's balances with its official submission, and every submission's subject that is
+# no coupon (FULL JOIN: `found` false), in one statement streamed through a server-side cursor.
+BALANCES_SQL = f"""
+WITH official AS ({OFFICIAL_SUBMISSIONS_SQL})
+SELECT COALESCE(b.inquiry_number, o.subject), b.customer_id, b.class_a_expiry, b.in_app,
+       b.balance_extended, b.balance_remedy, b.inquiry_number IS NOT NULL AS found,
+       o.submission_id, o.submitted_at, o.on_time, o.payout_method, o.reason, o.fault, o.effective_at
+  FROM (
+      SELECT cp.inquiry_number, cp.customer_id, cp.expires_at <= %(original_until)s AS class_a_expiry,
+             cp.via_app AND NOT cp.app_withdrawn AS in_app,
+             cp.face_value_jpy + COALESCE(sum(
+                 CASE WHEN t.occurred_at < %(extended)s THEN
+                      CASE t.kind WHEN 'payment' THEN -t.amount_jpy ELSE t.amount_jpy END END), 0) AS balance_extended,
+             cp.face_value_jpy + COALESCE(sum(
+                 CASE WHEN t.occurred_at < %(remedy)s THEN
+                      CASE t.kind WHEN 'payment' THEN -t.amount_jpy ELSE t.amount_jpy END END), 0) AS balance_remedy
+        FROM customers_coupon cp
+        LEFT JOIN customers_coupontransaction t
+               ON t.coupon_id = cp.inquiry_number AND t.kind IN ('charge', 'payment', 'reversal')
+       WHERE (cp.expires_at <= %(original_until)s OR cp.inquiry_number = ANY(%(erroneous)s)
+              OR cp.inquiry_number IN (SELECT subject FROM official))
+         AND (%(scope)s::text[] IS NULL OR cp.inquiry_number = ANY(%(scope)s::text[]))
+       GROUP BY cp.inquiry_number
+  ) b
+  FULL JOIN official o ON o.subject = b.inquiry_number
 """
 
 
@@ -130,53 +143,48 @@ def _erroneous_payments(params: CouponOutageParameters, scope: Sequence[str] | N
 
 def compute(
     *, program: Program, as_of: dt.datetime, calendar: BusinessCalendar, scope: Sequence[str] | None = None
-) -> list[Entitlement]:
+) -> Iterator[Entitlement]:
+    """Each coupon's entitlement as its row arrives (memory holds one fetch and the class-B payments,
+    not every coupon of the program)."""
     params = program.typed_parameters()
     assert isinstance(params, CouponOutageParameters)
-    submissions = official_submissions(program, scope)
     erroneous = _erroneous_payments(params, scope)
-    rows = fetch_all(
-        BALANCES_SQL,
-        {
-            "original_until": params.original_expiry_until + ONE_SECOND - dt.timedelta(microseconds=1),
-            "extended": params.extended_expiry_at + ONE_SECOND,
-            "remedy": params.remedy_expiry_at + ONE_SECOND,
-            "also": sorted(set(erroneous) | set(submissions)),
-            "scope": scope_param(scope),
-        },
-    )
-    entitlements = []
-    found: set[str] = set()
-    for inquiry, customer_id, class_a_expiry, in_app, balance_extended, balance_remedy in rows:
-        found.add(inquiry)
-        submission = submissions.get(inquiry)
-        class_a = bool(class_a_expiry) and balance_extended >= params.minimum_balance_jpy
-        payments = erroneous.get(inquiry, [])
-        entitlement = _coupon_entitlement(
-            program=program,
-            params=params,
-            inquiry=inquiry,
-            customer_id=customer_id,
-            class_a=class_a,
-            in_app=bool(in_app),
-            balance_remedy=int(balance_remedy),
-            payments=payments,
-            submission=submission,
-        )
-        if entitlement is not None:
-            entitlements.append(entitlement)
-    for inquiry in sorted(set(submissions) - found):
-        entitlements.append(
-            Entitlement(
+    query = {
+        "program": program.slug,
+        "deadline": deadline_end(program),
+        "original_until": params.original_expiry_until + ONE_SECOND - dt.timedelta(microseconds=1),
+        "extended": params.extended_expiry_at + ONE_SECOND,
+        "remedy": params.remedy_expiry_at + ONE_SECOND,
+        "erroneous": sorted(erroneous),
+        "scope": scope_param(scope),
+    }
+    for row in stream_all(BALANCES_SQL, query):
+        inquiry, customer_id, class_a_expiry, in_app, balance_extended, balance_remedy, found = row[:7]
+        submission = OfficialSubmission(row[7], inquiry, *row[8:14]) if row[7] is not None else None
+        if not found:
+            assert submission is not None  # the FULL JOIN's other side
+            yield Entitlement(
                 subject=inquiry,
                 customer_id=None,
                 payee_id=None,
                 eligible=False,
                 reason=Reason.UNKNOWN_SUBJECT,
-                official_submission_id=submissions[inquiry].submission_id,
+                official_submission_id=submission.submission_id,
             )
+            continue
+        entitlement = _coupon_entitlement(
+            program=program,
+            params=params,
+            inquiry=inquiry,
+            customer_id=customer_id,
+            class_a=bool(class_a_expiry) and balance_extended >= params.minimum_balance_jpy,
+            in_app=bool(in_app),
+            balance_remedy=int(balance_remedy),
+            payments=erroneous.get(inquiry, []),
+            submission=submission,
         )
-    return entitlements
+        if entitlement is not None:
+            yield entitlement
 
 
 def _coupon_entitlement(

@@ -2,6 +2,7 @@
 
 import pytest
 
+from claims.engine import common, compute_entitlements
 from tests.claims.factories import (
     CouponFactory,
     CouponPaymentConfirmationFactory,
@@ -167,3 +168,30 @@ def test_already_reversed_duplicate_is_not_restored_twice(program, calendar):
         == f"balance at 2023-03-31 23:59=3000;restored payment {dup2.transaction_id} 長崎ちゃんぽん本店=1000"
     )
     assert row["amount_jpy"] == "4000"
+
+
+def test_coupons_stream_in_small_fetches_with_their_submissions_and_unknown_subjects(program, calendar, monkeypatch):
+    # Given fetches of 2 rows: five class-A app coupons (¥1000 spent from the third on), a paper coupon
+    # applied for, and a call about an inquiry number no coupon has
+    monkeypatch.setattr(common, "STREAM_FETCH_ROWS", 2)
+    app = [CouponFactory.create(via_app=True, face_value_jpy=3000, expires_at=jst(2023, 2, 24, 12)) for _ in range(5)]
+    for coupon in app[2:]:
+        pay(coupon, jst(2023, 3, 20, 12))
+    paper = CouponFactory.create(face_value_jpy=2000, expires_at=jst(2023, 2, 24, 12))
+    paper_call = call(paper)
+    unknown = SubmissionFactory.create(program=program, subject="Q-NOWHERE", submitted_at=jst(2023, 3, 10))
+
+    # When the entitlements are computed
+    result = rows(program, calendar, AS_OF)
+
+    # Then every coupon and the unknown subject appear once, each with its own amount and submission
+    assert {subject: (row["eligible"], row["amount_jpy"], row["reason"]) for subject, row in result.items()} == {
+        **{c.inquiry_number: ("true", "3000", "") for c in app[:2]},
+        **{c.inquiry_number: ("true", "2000", "") for c in app[2:]},
+        paper.inquiry_number: ("true", "2000", ""),
+        "Q-NOWHERE": ("false", "0", "unknown_subject"),
+    }
+    by_subject = {e.subject: e for e in compute_entitlements(program=program, as_of=AS_OF, calendar=calendar)}
+    assert by_subject[paper.inquiry_number].official_submission_id == paper_call.submission_id
+    assert by_subject["Q-NOWHERE"].official_submission_id == unknown.submission_id
+    assert {by_subject[c.inquiry_number].official_submission_id for c in app} == {None}
