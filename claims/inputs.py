@@ -11,7 +11,9 @@ adds the subjects whose answer changes with the day (`SubjectRecheck`), and reco
 
 It recomputes everything when the engine's code differs (`engine_revision`), the business calendar
 differs (refund policies), the database is another cluster (`CLUSTER`) or its transaction ids went back,
-the run is dated earlier than the recorded one, or a change is not traced to subjects (kind `*`).
+the run is dated earlier than the recorded one, the program's own row changed (kind `r`: parameters,
+deadline, rules), or a change is not traced to subjects (kind `*`: a plan, another program's slug,
+TRUNCATE). Opening or closing another program changes nothing here.
 
 A change committed while the previous run was computing is not visible in its snapshot, so its keys are
 read by the next run (even if that run had in fact read it): never lost. docs/claims.md, "How a change
@@ -202,7 +204,11 @@ def program_scope(*, program: Program, as_of: dt.datetime, calendar: BusinessCal
         return None
     with connection.cursor() as cursor:
         cursor.execute(UNSEEN_KEYS_SQL, params)
-        cursor.execute("SELECT EXISTS (SELECT 1 FROM claims_stage_changed WHERE kind = '*')")
+        # `*`: a change not traced to subjects; `r`: this program's own row (its parameters, deadline, rules).
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM claims_stage_changed WHERE kind = '*' OR (kind = 'r' AND key = %s))",
+            [str(program.pk)],
+        )
         [(everything,)] = cursor.fetchall()
         if everything:
             cursor.execute("DROP TABLE claims_stage_changed")

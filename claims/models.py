@@ -717,8 +717,9 @@ class InputChange(models.Model):
 class InputChangeKey(models.Model):
     """A subject key one change statement touched (claims.inputs): written by the input triggers only.
 
-    `kind`: `c` a customer id, `s` a subject (submission, claim, grant), `p` a coupon (inquiry number),
-    `*` everything (a write whose effect on subjects is not traced: plans, programs, TRUNCATE).
+    `kind`: `c` a customer id, `b` a subscription, `s` a subject (submission, claim, grant), `p` a coupon
+    (inquiry number), `t` a coupon transaction, `r` a program's own row (that program recomputes in full),
+    `*` everything (a write whose effect on subjects is not traced: plans, a program's slug, TRUNCATE).
     """
 
     pk = models.CompositePrimaryKey("change_id", "kind", "key")

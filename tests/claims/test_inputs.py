@@ -194,6 +194,56 @@ def test_another_programs_grant_makes_the_next_run_compute_and_exclude_that_mont
     )
 
 
+def close_other_program(program, other):
+    Program.objects.filter(pk=other.pk).update(status=Program.Status.CLOSED)
+
+
+def create_another_program(program, other):
+    earlier_program(("2024-06", "2024-07"), slug="login-outage-2024-later")
+
+
+def change_own_parameters(program, other):
+    Program.objects.filter(pk=program.pk).update(parameters={**program.parameters, "cap_month": "2024-11"})
+
+
+def rename_other_program(program, other):
+    Program.objects.filter(pk=other.pk).update(slug="login-outage-2024-renamed")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("program_change", "scope"),
+    [
+        # another program's row is read only for its slug: opening, closing or adding one changes nothing
+        (close_other_program, 1),
+        (create_another_program, 1),
+        # the program's own row (parameters, deadline, rules) and another's slug: everything
+        (change_own_parameters, None),
+        (rename_other_program, None),
+    ],
+)
+def test_a_programs_row_makes_only_its_own_next_run_compute_in_full_unless_a_slug_changed(
+    calendar, program_change, scope
+):
+    # Given two members computed by the 2024 program, and an earlier program that holds no grant
+    first_member, _ = premium_member_with_charges()
+    premium_member_with_charges()
+    another_transaction_commits()
+    program = template("login-outage-2024")
+    other = earlier_program(("2024-06", "2024-07"))
+    program_run(program=program, actor=None, as_of=AS_OF, calendar=calendar)
+
+    # When a program's row is written and the first member logs in earlier
+    program_change(program, other)
+    add_earlier_login(first_member, None)
+    result = program_run(program=Program.objects.get(pk=program.pk), actor=None, as_of=AS_OF, calendar=calendar)
+
+    # Then the run computed the first member alone, or every subject (scope None), as the write requires
+    assert computed(result)
+    assert (result.scope, result.total) == (scope, 2)
+    assert Claim.objects.get(program=program, subject=first_member.customer_id).amount_jpy == 550
+
+
 @pytest.mark.django_db
 def test_a_new_engine_revision_makes_the_next_run_compute(calendar, monkeypatch):
     premium_member_with_charges()

@@ -328,19 +328,10 @@ def _load_direct(  # noqa: PLR0917 - private helper, called once
     index), a bad day or too large a number the input function, a too long id its varchar type, a row
     check its CHECK constraint. Any failure undoes everything (savepoint) and returns None.
     """
-    checker = LineChecker(spec, header.names, direct=True)
     try:
         with transaction.atomic():
             restore = _set_aside_indexes_and_keys(cursor, spec, with_keys=True)
-            rows = _copy_rows(
-                cursor.cursor,
-                _direct_copy_sql(spec, header),
-                header,
-                stream,
-                reporter,
-                checker,
-                stop_when_not_plain=True,
-            )
+            rows = _copy_into_table(cursor, spec, header, stream, reporter)
             reporter.phase(f"{rows:,} rows copied; building indexes and checking references")
             _restore_indexes_and_keys(cursor, restore, await_references)
     except (_NotPlain, CopyFailed, psycopg.Error, DatabaseError):
@@ -348,13 +339,24 @@ def _load_direct(  # noqa: PLR0917 - private helper, called once
     return LoadCounts(rows_read=rows, rows_inserted=rows, rows_updated=0)
 
 
-def _direct_copy_sql(spec: FileSpec, header: Header) -> str:
-    """COPY of the file's rows straight into the table (the columns as the header orders them)."""
+def _copy_into_table(
+    cursor: Any, spec: FileSpec, header: Header, stream: ReadableBytes, reporter: _ProgressReporter
+) -> int:
+    """COPYs the file's rows straight into the table (the columns as the header orders them), the bytes
+    line-checked on the way; raises _NotPlain at the first value that is not plainly valid."""
     columns = [spec.by_name[name] for name in header.names]
     column_list = ", ".join(q(column.db_column) for column in columns)
     not_null_text = [q(column.db_column) for column in columns if column.kind in TEXT_KINDS and not column.nullable]
     options = "FORMAT csv, HEADER false" + (f", FORCE_NOT_NULL ({', '.join(not_null_text)})" if not_null_text else "")
-    return f"COPY {q(spec.table)} ({column_list}) FROM STDIN ({options})"
+    return _copy_rows(
+        cursor.cursor,
+        f"COPY {q(spec.table)} ({column_list}) FROM STDIN ({options})",
+        header,
+        stream,
+        reporter,
+        LineChecker(spec, header.names, direct=True),
+        stop_when_not_plain=True,
+    )
 
 
 # A file up to this size (an API batch of 10,000 records is 1–2 MB), or this many times smaller than its
@@ -392,7 +394,6 @@ def _load_appended(  # noqa: PLR0917 - private helper, called once
     await_references()  # the foreign keys are checked as the rows arrive
     keys = ", ".join(q(name) for name in _foreign_key_names(cursor, spec))
     ignored = insert_audit_trigger_ids(spec.model)
-    checker = LineChecker(spec, header.names, direct=True)
     try:
         # SET CONSTRAINTS and the trigger variable are undone with the savepoint should the COPY fail.
         with transaction.atomic():
@@ -400,15 +401,7 @@ def _load_appended(  # noqa: PLR0917 - private helper, called once
                 cursor.execute(f"SET CONSTRAINTS {keys} IMMEDIATE")
             if ignored:
                 _ignore_triggers(cursor, ignored)
-            rows = _copy_rows(
-                cursor.cursor,
-                _direct_copy_sql(spec, header),
-                header,
-                stream,
-                reporter,
-                checker,
-                stop_when_not_plain=True,
-            )
+            rows = _copy_into_table(cursor, spec, header, stream, reporter)
             if ignored:
                 _ignore_triggers(cursor, ())
             if keys:
