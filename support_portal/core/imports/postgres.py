@@ -25,7 +25,8 @@ the schema declaration's fixed identifiers; every value is a named parameter.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -392,20 +393,13 @@ def _load_appended(  # noqa: PLR0917 - private helper, called once
     audit insert triggers skip the rows (the ImportRun records them), as for the staged INSERT.
     """
     await_references()  # the foreign keys are checked as the rows arrive
-    keys = ", ".join(q(name) for name in _foreign_key_names(cursor, spec))
-    ignored = insert_audit_trigger_ids(spec.model)
     try:
-        # SET CONSTRAINTS and the trigger variable are undone with the savepoint should the COPY fail.
-        with transaction.atomic():
-            if keys:
-                cursor.execute(f"SET CONSTRAINTS {keys} IMMEDIATE")
-            if ignored:
-                _ignore_triggers(cursor, ignored)
+        with (
+            transaction.atomic(),
+            _foreign_keys_checked_at_once(cursor, spec),
+            _audit_inserts_skipped(cursor, spec.model),
+        ):
             rows = _copy_into_table(cursor, spec, header, stream, reporter)
-            if ignored:
-                _ignore_triggers(cursor, ())
-            if keys:
-                cursor.execute(f"SET CONSTRAINTS {keys} DEFERRED")
     except (_NotPlain, CopyFailed, psycopg.Error, DatabaseError):
         return None
     return LoadCounts(rows_read=rows, rows_inserted=rows, rows_updated=0)
@@ -476,7 +470,7 @@ def _set_aside_indexes_and_keys(cursor: Any, spec: FileSpec, *, with_keys: bool)
         cursor.execute(f"DROP INDEX {', '.join(str(name) for name, _definition in indexes)}")
     # The table is empty and locked (ACCESS EXCLUSIVE, by the DROPs above) until this file commits, so its
     # audit insert triggers can be switched off outright rather than merely told to skip each row
-    # (`_ignore_triggers`), which still calls them per row. Transactional: a failure re-enables them.
+    # (`_audit_inserts_skipped`), which still calls them per row. Transactional: a failure re-enables them.
     triggers = insert_audit_trigger_ids(spec.model)
     for pgid in triggers:
         cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {q(pgid)}")
@@ -601,23 +595,28 @@ def _try_fast_write(
                 _restore_indexes_and_keys(cursor, restore, check_references)
             else:
                 check_references()
-                keys = _foreign_key_names(cursor, spec)
-                if keys:
-                    cursor.execute(f"SET CONSTRAINTS {', '.join(q(name) for name in keys)} IMMEDIATE")
-                counts = _upsert(cursor, spec, staged_rows=staged_rows)
-                if keys:
-                    cursor.execute(f"SET CONSTRAINTS {', '.join(q(name) for name in keys)} DEFERRED")
+                with _foreign_keys_checked_at_once(cursor, spec):
+                    counts = _upsert(cursor, spec, staged_rows=staged_rows)
     except (_NotPlain, psycopg.Error, DatabaseError):
         return None
     return counts
 
 
-def _foreign_key_names(cursor: Any, spec: FileSpec) -> list[str]:
+@contextmanager
+def _foreign_keys_checked_at_once(cursor: Any, spec: FileSpec) -> Iterator[None]:
+    """The table's deferrable foreign keys checked by each statement inside, not at commit, so a bad
+    reference fails the statement (and its savepoint) instead of the whole transaction. Set back only on
+    success: a failure rolls back to the savepoint around it, which undoes SET CONSTRAINTS with it."""
     cursor.execute(
         "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f' AND condeferrable",
         [spec.table],
     )
-    return [str(name) for (name,) in cursor.fetchall()]
+    keys = ", ".join(q(str(name)) for (name,) in cursor.fetchall())
+    if keys:
+        cursor.execute(f"SET CONSTRAINTS {keys} IMMEDIATE")
+    yield
+    if keys:
+        cursor.execute(f"SET CONSTRAINTS {keys} DEFERRED")
 
 
 def _has_unknown_subjects(cursor: Any, spec: FileSpec) -> bool:
@@ -883,32 +882,28 @@ def probes_stored_rows(cursor: Any, spec: FileSpec, *, staged_rows: int) -> bool
 def _upsert(cursor: Any, spec: FileSpec, *, staged_rows: int) -> tuple[int, int]:
     """Writes the staged rows: new ones inserted, changed ones updated; returns (inserted, updated)."""
     insert_new, update_changed, params = merge_queries(spec)
-    ignored = insert_audit_trigger_ids(spec.model)
     probe = probes_stored_rows(cursor, spec, staged_rows=staged_rows)
-    if ignored:
-        _ignore_triggers(cursor, ignored)
-    if probe:
-        # For these statements (transaction-local, set back below): joins by index lookups only.
-        cursor.execute(
-            "SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin'),"
-            " set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
-        )
-        hashjoin, mergejoin = cursor.fetchone()[:2]
-    cursor.execute(insert_new, params)
-    inserted, updated = int(cursor.rowcount), 0
-    # An append (the API's batches, a day's new charges) costs its INSERT alone: no join with the stored
-    # rows beyond the key's own uniqueness check, which the INSERT makes anyway.
-    if update_changed is not None and inserted < staged_rows:
-        cursor.execute(update_changed, params)
-        updated = int(cursor.rowcount)
-    # Only on success: a failed statement rolls back its (sub)transaction, and the settings with it.
-    if probe:
-        cursor.execute(
-            "SELECT set_config('enable_hashjoin', %s, true), set_config('enable_mergejoin', %s, true)",
-            [hashjoin, mergejoin],
-        )
-    if ignored:
-        _ignore_triggers(cursor, ())
+    with _audit_inserts_skipped(cursor, spec.model):
+        if probe:
+            # For these statements (transaction-local, set back below): joins by index lookups only.
+            cursor.execute(
+                "SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin'),"
+                " set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
+            )
+            hashjoin, mergejoin = cursor.fetchone()[:2]
+        cursor.execute(insert_new, params)
+        inserted, updated = int(cursor.rowcount), 0
+        # An append (the API's batches, a day's new charges) costs its INSERT alone: no join with the stored
+        # rows beyond the key's own uniqueness check, which the INSERT makes anyway.
+        if update_changed is not None and inserted < staged_rows:
+            cursor.execute(update_changed, params)
+            updated = int(cursor.rowcount)
+        # Only on success: a failed statement rolls back its (sub)transaction, and the settings with it.
+        if probe:
+            cursor.execute(
+                "SELECT set_config('enable_hashjoin', %s, true), set_config('enable_mergejoin', %s, true)",
+                [hashjoin, mergejoin],
+            )
     return inserted, updated
 
 
@@ -928,14 +923,21 @@ def insert_audit_trigger_ids(model: type[models.Model]) -> tuple[str, ...]:
     )
 
 
-def _ignore_triggers(cursor: Any, pgids: tuple[str, ...]) -> None:
-    """pgtrigger's ignore mechanism for the next statements of this transaction (empty: none ignored).
+@contextmanager
+def _audit_inserts_skipped(cursor: Any, model: type[models.Model]) -> Iterator[None]:
+    """The model's audit insert triggers skip the rows of the statements inside (pgtrigger's ignore).
 
     `pgtrigger.ignore()` sets the same transaction-local variable, which every trigger pgtrigger installs
     checks first (`_pgtrigger_should_ignore(TG_NAME)`); its execute wrapper cannot carry the named
-    parameters our statements use, so the variable is set here, around the one INSERT.
+    parameters our statements use, so the variable is set here. Cleared only on success: a failure rolls
+    back to the savepoint around it, and the variable with it.
     """
-    cursor.execute("SELECT set_config('pgtrigger.ignore', %s, true)", ["{" + ",".join(pgids) + "}"])
+    pgids = insert_audit_trigger_ids(model)
+    if pgids:
+        cursor.execute("SELECT set_config('pgtrigger.ignore', %s, true)", ["{" + ",".join(pgids) + "}"])
+    yield
+    if pgids:
+        cursor.execute("SELECT set_config('pgtrigger.ignore', %s, true)", ["{}"])
 
 
 def _stored_values(spec: FileSpec, p: Params) -> tuple[list[str], list[str]]:
